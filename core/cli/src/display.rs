@@ -1,0 +1,317 @@
+//! What the CLI shows: live progress, run summaries, run lists, plugin listings.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mediaflow_engine::{Event, RunReport};
+use mediaflow_store::{LogRecord, RunRecord, StepStatus};
+use mediaflow_workflow::Registry;
+use miette::miette;
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub fn color_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn label(step: &str, item: Option<usize>) -> String {
+    match item {
+        Some(i) => format!("{step}[{i}]"),
+        None => step.to_owned(),
+    }
+}
+
+fn mark(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Succeeded => "✔",
+        StepStatus::Cached => "↺",
+        StepStatus::Skipped => "↷",
+        StepStatus::Failed => "✘",
+        StepStatus::Cancelled => "■",
+        StepStatus::Pending | StepStatus::Running => "…",
+    }
+}
+
+/// Shows events as they come: spinners on a terminal, plain lines otherwise (CI, pipes).
+pub async fn follow(mut rx: UnboundedReceiver<Event>, _json: bool) {
+    let tty = std::io::stderr().is_terminal();
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::StepStarted {
+                step,
+                item,
+                attempt,
+            } => {
+                let name = label(&step, item);
+                if tty {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(name.clone());
+                    if attempt > 1 {
+                        bar.set_message(format!("attempt {attempt}"));
+                    }
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bars.insert(name, bar);
+                } else {
+                    let extra = if attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("{name}: running{extra}");
+                }
+            }
+            Event::StepProgress {
+                step,
+                item,
+                fraction,
+                message,
+            } => {
+                let name = label(&step, item);
+                let text = format!("{:>3.0}% {}", fraction * 100.0, message.unwrap_or_default());
+                match bars.get(&name) {
+                    Some(bar) => bar.set_message(text),
+                    None if !tty => eprintln!("{name}: {text}"),
+                    None => {}
+                }
+            }
+            Event::StepLog {
+                step,
+                item,
+                level,
+                message,
+            } => {
+                let line = format!("{}: [{}] {message}", label(&step, item), level.as_str());
+                if tty {
+                    let _ = multi.println(line);
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+            Event::StepRetrying {
+                step,
+                item,
+                attempt,
+                delay_ms,
+                error,
+            } => {
+                let line = format!(
+                    "{}: attempt {attempt} failed ({error}); retrying in {delay_ms} ms",
+                    label(&step, item)
+                );
+                if tty {
+                    let _ = multi.println(line);
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+            Event::StepFinished {
+                step,
+                item,
+                status,
+                duration_ms,
+                error,
+            } => {
+                let name = label(&step, item);
+                let why = error.map(|e| format!(": {e}")).unwrap_or_default();
+                let line = format!("{} {name}: {status} in {duration_ms} ms{why}", mark(status));
+                if let Some(bar) = bars.remove(&name) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                if tty {
+                    let _ = multi.println(line);
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+fn short(v: &Value, max: usize) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let one_line = s.replace('\n', " ⏎ ");
+    if one_line.chars().count() > max {
+        format!("{}…", one_line.chars().take(max).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+pub fn print_report(r: &RunReport) {
+    let took = r
+        .finished_at
+        .map(|f| format!(" in {:.2}s", (f - r.created_at) as f64 / 1000.0))
+        .unwrap_or_default();
+    println!("run {} ({}) {}{took}", r.run_id, r.workflow, r.status);
+    let width = r.steps.keys().map(|k| k.len()).max().unwrap_or(4);
+    let mut steps: Vec<_> = r.steps.iter().collect();
+    steps.sort_by_key(|(_, s)| s.started_at.unwrap_or(i64::MAX));
+    for (id, s) in steps {
+        let items = if s.items.is_empty() {
+            String::new()
+        } else {
+            format!(" {} items", s.items.len())
+        };
+        let dur = s
+            .duration_ms
+            .map(|d| format!(" {d} ms"))
+            .unwrap_or_default();
+        let tries = if s.attempts > 1 {
+            format!(" {} attempts", s.attempts)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {} {id:<width$} {}{items}{tries}{dur}",
+            mark(s.status),
+            s.status
+        );
+        if let Some(msg) = s
+            .error
+            .as_ref()
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+        {
+            if s.status == StepStatus::Failed {
+                println!("      {msg}");
+                if let Some(h) = s
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.get("help"))
+                    .and_then(Value::as_str)
+                {
+                    println!("      help: {h}");
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(outputs)) = Some(&r.outputs) {
+        if !outputs.is_empty() {
+            println!("outputs:");
+            for (k, v) in outputs {
+                println!("  {k}: {}", short(v, 300));
+            }
+        }
+    }
+    if let Some(msg) = r
+        .error
+        .as_ref()
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+    {
+        println!("error: {msg}");
+    }
+}
+
+pub fn print_logs(logs: &[LogRecord]) {
+    if logs.is_empty() {
+        return;
+    }
+    println!("logs:");
+    for l in logs {
+        println!(
+            "  {} {}: [{}] {}",
+            when(l.ts),
+            label(&l.step_id, l.item_index),
+            l.level,
+            l.message
+        );
+    }
+}
+
+pub fn print_runs(runs: &[RunRecord], json: bool) {
+    if json {
+        let v = serde_json::to_value(runs).unwrap_or(Value::Null);
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    if runs.is_empty() {
+        println!("no runs yet");
+        return;
+    }
+    println!(
+        "{:<36}  {:<20}  {:<9}  {:<19}  DURATION",
+        "RUN", "WORKFLOW", "STATUS", "STARTED"
+    );
+    for r in runs {
+        let dur = r
+            .finished_at
+            .map(|f| format!("{:.2}s", (f - r.created_at) as f64 / 1000.0))
+            .unwrap_or_else(|| "-".to_owned());
+        println!(
+            "{:<36}  {:<20}  {:<9}  {:<19}  {dur}",
+            r.id,
+            short(&Value::String(r.workflow_name.clone()), 20),
+            r.status,
+            when(r.created_at)
+        );
+    }
+}
+
+pub fn print_plugins(
+    registry: &Registry,
+    name: Option<&str>,
+    json: bool,
+) -> Result<(), miette::Report> {
+    let descs: Vec<_> = registry
+        .descriptors()
+        .filter(|d| name.is_none_or(|n| d.name == n))
+        .collect();
+    if descs.is_empty() {
+        let n = name.unwrap_or("");
+        let hint = mediaflow_workflow::suggest(n, registry.names())
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        return Err(miette!("no plugin `{n}`{hint}"));
+    }
+    if json {
+        let v = serde_json::to_value(&descs).unwrap_or(Value::Null);
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    for d in descs {
+        println!("{} {}  {}", d.name, d.version, d.description);
+        let ports = |ps: &[mediaflow_plugin_api::Port]| {
+            ps.iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !d.inputs.is_empty() {
+            println!("  inputs:  {}", ports(&d.inputs));
+        }
+        println!("  outputs: {}", ports(&d.outputs));
+        if !d.capabilities.is_empty() {
+            println!("  capabilities: {}", d.capabilities.join(", "));
+        }
+        if name.is_some() {
+            println!("  config schema:");
+            let schema = serde_json::to_string_pretty(&d.config_schema).unwrap_or_default();
+            for line in schema.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! `mediaflow`: run YAML workflows of media and AI steps.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use mediaflow_engine::{Engine, EngineOptions, RunControl, RunReport};
+use mediaflow_store::{ArtifactStore, RunFilter, RunStatus, Store};
+use mediaflow_workflow::{compile_file, CompileError, Registry};
+use miette::{miette, IntoDiagnostic};
+
+mod display;
+mod inputs;
+
+#[derive(Parser)]
+#[command(
+    name = "mediaflow",
+    version,
+    about = "Run YAML workflows of media and AI steps"
+)]
+struct Cli {
+    /// Where the database and artifacts live [default: the platform data dir]
+    #[arg(long, env = "MEDIAFLOW_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Use this database instead of the SQLite file in the data dir (sqlite://… or postgres://…)
+    #[arg(
+        long,
+        env = "MEDIAFLOW_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a workflow file and report every problem in it
+    Validate { file: PathBuf },
+    /// Run a workflow
+    Run {
+        file: PathBuf,
+        /// An input: `name=value` (JSON if it parses, else a string), `name=@file.json|yaml`,
+        /// or `name=@path` for a `file` input
+        #[arg(short, long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        /// Print the result as one JSON object
+        #[arg(long)]
+        json: bool,
+        /// Run every step even if a cached result exists
+        #[arg(long)]
+        no_cache: bool,
+        /// Most steps running at once
+        #[arg(long, value_name = "N")]
+        max_parallel: Option<usize>,
+        /// Finish the latest interrupted or failed run of this workflow with the same inputs
+        /// instead of starting a new one
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Finish an interrupted, failed or cancelled run; finished steps are not run again
+    Resume {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List runs, newest first
+    Runs {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// pending, running, succeeded, failed or cancelled
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: steps, outputs, errors and logs
+    Show {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the plugins, or show one with its config schema
+    Plugins {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the workflow format (for editors)
+    Schema,
+}
+
+/// An error with the exit code it maps to: 1 failed or invalid, 2 usage.
+struct Failure {
+    code: u8,
+    report: miette::Report,
+}
+
+impl From<miette::Report> for Failure {
+    fn from(report: miette::Report) -> Self {
+        Failure { code: 1, report }
+    }
+}
+
+fn usage(report: miette::Report) -> Failure {
+    Failure { code: 2, report }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    for p in mediaflow_builtin::plugins() {
+        r.register(p);
+    }
+    r
+}
+
+fn data_dir(cli: &Cli) -> Result<PathBuf, Failure> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.clone());
+    }
+    directories::ProjectDirs::from("", "", "mediaflow")
+        .map(|p| p.data_dir().to_path_buf())
+        .ok_or_else(|| {
+            usage(miette!(
+                "cannot find a data directory; pass --data-dir or set MEDIAFLOW_DATA_DIR"
+            ))
+        })
+}
+
+async fn open_store(cli: &Cli) -> Result<(Store, ArtifactStore), Failure> {
+    let dir = data_dir(cli)?;
+    let store = match &cli.database_url {
+        Some(url) => Store::connect(url).await,
+        None => Store::open_sqlite(&dir.join("mediaflow.db")).await,
+    }
+    .map_err(|e| miette!("{e}"))?;
+    let artifacts = ArtifactStore::new(dir.join("artifacts"), store.clone());
+    Ok((store, artifacts))
+}
+
+fn compile(file: &PathBuf, registry: &Registry) -> Result<mediaflow_workflow::Plan, Failure> {
+    compile_file(file, registry).map_err(|e| match e {
+        CompileError::Invalid(d) => {
+            eprint!("{}", d.render(display::color_stderr()));
+            Failure {
+                code: 1,
+                report: miette!("{d}"),
+            }
+        }
+        CompileError::Io { .. } => usage(miette!("{e}")),
+        other => miette!("{other}").into(),
+    })
+}
+
+fn control(json: bool) -> (RunControl, Option<tokio::task::JoinHandle<()>>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let ctl = RunControl {
+        events: Some(tx),
+        ..RunControl::default()
+    };
+    let cancel = ctl.cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ncancelling: running steps are told to stop (Ctrl-C again to quit at once)"
+            );
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let display = tokio::spawn(display::follow(rx, json));
+    (ctl, Some(display))
+}
+
+async fn finish(
+    report: RunReport,
+    json: bool,
+    display: Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), Failure> {
+    if let Some(d) = display {
+        let _ = d.await;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).into_diagnostic()?
+        );
+    } else {
+        display::print_report(&report);
+    }
+    match report.status {
+        RunStatus::Succeeded => Ok(()),
+        status => Err(miette!("run {} {status}", report.run_id).into()),
+    }
+}
+
+async fn main_inner(cli: Cli) -> Result<(), Failure> {
+    let registry = registry();
+    match &cli.command {
+        Command::Validate { file } => {
+            let plan = compile(file, &registry)?;
+            println!(
+                "{}: ok ({} step{}, {} input{})",
+                file.display(),
+                plan.steps.len(),
+                if plan.steps.len() == 1 { "" } else { "s" },
+                plan.inputs.len(),
+                if plan.inputs.len() == 1 { "" } else { "s" },
+            );
+            Ok(())
+        }
+        Command::Run {
+            file,
+            inputs,
+            json,
+            no_cache,
+            max_parallel,
+            resume,
+        } => {
+            let plan = Arc::new(compile(file, &registry)?);
+            let (store, artifacts) = open_store(&cli).await?;
+            let given = inputs::parse(inputs, &plan, &artifacts)
+                .await
+                .map_err(usage)?;
+            let mut options = EngineOptions {
+                no_cache: *no_cache,
+                ..EngineOptions::default()
+            };
+            if let Some(n) = max_parallel {
+                options.max_parallel = (*n).max(1);
+            }
+            let engine = Engine::new(store.clone(), artifacts, options);
+            let bound = plan
+                .bind_inputs(&given)
+                .map_err(|e| usage(miette!("{e}")))?;
+            let previous = if *resume {
+                inputs::resumable_run(&store, &plan, &bound)
+                    .await
+                    .map_err(|e| miette!("{e}"))?
+            } else {
+                None
+            };
+            let (ctl, display) = control(*json);
+            let report = match previous {
+                Some(id) => {
+                    eprintln!("resuming run {id}");
+                    engine.resume(&id, &registry, ctl).await
+                }
+                None => engine.run(plan, given, ctl).await,
+            }
+            .map_err(|e| miette!("{e}"))?;
+            finish(report, *json, display).await
+        }
+        Command::Resume { run_id, json } => {
+            let (store, artifacts) = open_store(&cli).await?;
+            let engine = Engine::new(store, artifacts, EngineOptions::default());
+            let (ctl, display) = control(*json);
+            let report = engine
+                .resume(run_id, &registry, ctl)
+                .await
+                .map_err(|e| miette!("{e}"))?;
+            finish(report, *json, display).await
+        }
+        Command::Runs {
+            workflow,
+            status,
+            limit,
+            json,
+        } => {
+            let status = match status {
+                Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+                    usage(miette!("unknown status `{s}`; use pending, running, succeeded, failed or cancelled"))
+                })?),
+                None => None,
+            };
+            let (store, _) = open_store(&cli).await?;
+            let runs = store
+                .list_runs(&RunFilter {
+                    workflow: workflow.clone(),
+                    status,
+                    limit: Some(*limit),
+                })
+                .await
+                .map_err(|e| miette!("{e}"))?;
+            display::print_runs(&runs, *json);
+            Ok(())
+        }
+        Command::Show { run_id, json } => {
+            let (store, artifacts) = open_store(&cli).await?;
+            let engine = Engine::new(store.clone(), artifacts, EngineOptions::default());
+            let report = engine.report(run_id).await.map_err(|e| miette!("{e}"))?;
+            let logs = store.logs(run_id).await.map_err(|e| miette!("{e}"))?;
+            if *json {
+                let mut v = report.to_json();
+                v["logs"] = serde_json::to_value(&logs).into_diagnostic()?;
+                println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?);
+            } else {
+                display::print_report(&report);
+                display::print_logs(&logs);
+            }
+            Ok(())
+        }
+        Command::Plugins { name, json } => {
+            display::print_plugins(&registry, name.as_deref(), *json).map_err(usage)
+        }
+        Command::Schema => {
+            let schema = mediaflow_workflow::schema::workflow_schema(&registry);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).into_diagnostic()?
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(main_inner(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.report);
+            ExitCode::from(f.code)
+        }
+    }
+}

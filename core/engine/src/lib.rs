@@ -1,0 +1,382 @@
+//! The mediaflow engine: runs a compiled [`Plan`] on tokio, with bounded parallelism,
+//! retries with exponential backoff and jitter, step and run timeouts, `when:` conditions,
+//! `for_each` fan-out, a content-addressed step cache, cancellation and crash resume.
+//!
+//! Every state change is committed to the [`Store`] before anything that depends on it
+//! starts, so a run killed at any moment can be resumed: finished steps are kept, the
+//! interrupted ones run again.
+
+mod events;
+mod exec;
+mod keys;
+mod report;
+mod scheduler;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediaflow_plugin_api::{Artifacts, Value};
+use mediaflow_store::{now_ms, ArtifactStore, RunRecord, RunStatus, StepStatus, Store, StoreError};
+use mediaflow_workflow::{compile_str, Diagnostics, InputError, Plan, Registry};
+use serde_json::{json, Map};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use events::Event;
+pub use keys::{cache_key, canonical_json};
+pub use report::{RunReport, StepReport};
+
+use scheduler::{Scheduler, StepResult};
+
+/// Errors that stop a run from starting or finishing its bookkeeping. A failing step is not
+/// one of these: it is recorded in the run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Inputs(#[from] InputError),
+    #[error("the stored workflow of run `{run_id}` no longer compiles:\n{}", .diagnostics.short())]
+    Recompile {
+        run_id: String,
+        diagnostics: Diagnostics,
+    },
+    #[error("run `{run_id}` is still running in process {owner} (last heartbeat {age_s}s ago); wait for it, or stop that process first")]
+    RunInProgress {
+        run_id: String,
+        owner: String,
+        age_s: i64,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Most steps (or items) running at once.
+    pub max_parallel: usize,
+    /// Skip the step cache for this engine's runs (`--no-cache`).
+    pub no_cache: bool,
+    /// How long a cancelled step may take to stop by itself before it is dropped.
+    pub cancel_grace: Duration,
+    /// How often a running run proves it is alive.
+    pub heartbeat: Duration,
+    /// A run whose heartbeat is older than this may be resumed by another process.
+    pub stale_after: Duration,
+    /// Names this process in the store (`host:pid`).
+    pub worker: String,
+}
+
+/// `host:pid` of this process.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_parallel: std::thread::available_parallelism()
+                .map(|n| n.get() * 4)
+                .unwrap_or(8),
+            no_cache: false,
+            cancel_grace: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(2),
+            stale_after: Duration::from_secs(30),
+            worker: worker_id(),
+        }
+    }
+}
+
+/// How a caller follows and stops one run.
+#[derive(Clone, Default)]
+pub struct RunControl {
+    /// Cancel this to stop the run (Ctrl-C): running steps are told to stop.
+    pub cancel: CancellationToken,
+    /// Live events, for progress display.
+    pub events: Option<mpsc::UnboundedSender<Event>>,
+    /// Called with the run id as soon as the run is recorded.
+    pub on_start: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+}
+
+/// The engine: a store, an artifact store and options.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    artifacts: Arc<ArtifactStore>,
+    options: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(store: Store, artifacts: ArtifactStore, options: EngineOptions) -> Self {
+        Engine {
+            store,
+            artifacts: Arc::new(artifacts),
+            options,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.artifacts
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Starts a new run of `plan` and drives it to its end.
+    pub async fn run(
+        &self,
+        plan: Arc<Plan>,
+        inputs: Map<String, Value>,
+        ctl: RunControl,
+    ) -> Result<RunReport, EngineError> {
+        let inputs = plan.bind_inputs(&inputs)?;
+        self.store
+            .put_workflow(&plan.hash, &plan.name, Some(&plan.file), &plan.yaml)
+            .await?;
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        self.store
+            .create_run(&RunRecord {
+                id: run_id.clone(),
+                workflow_hash: plan.hash.clone(),
+                workflow_name: plan.name.clone(),
+                status: RunStatus::Running,
+                inputs: Value::Object(inputs.clone()),
+                options: json!({"no_cache": self.options.no_cache, "file": plan.file}),
+                outputs: None,
+                error: None,
+                created_at: now,
+                finished_at: None,
+                resumed_count: 0,
+                owner: Some(self.options.worker.clone()),
+                heartbeat_at: Some(now),
+            })
+            .await?;
+        self.drive(plan, run_id, inputs, HashMap::new(), HashMap::new(), ctl)
+            .await
+    }
+
+    /// Finishes an interrupted (or failed, or cancelled) run: steps that succeeded are
+    /// kept, everything else runs again. A run that already succeeded is returned as is.
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        registry: &Registry,
+        ctl: RunControl,
+    ) -> Result<RunReport, EngineError> {
+        let run = self.store.get_run(run_id).await?;
+        if run.status == RunStatus::Succeeded {
+            return self.report(run_id).await;
+        }
+        if run.status == RunStatus::Running {
+            self.ensure_abandoned(&run)?;
+        }
+        let (yaml, path) = self
+            .store
+            .get_workflow(&run.workflow_hash)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Internal(format!(
+                    "workflow {} of run {run_id} is missing",
+                    run.workflow_hash
+                ))
+            })?;
+        let file = path.unwrap_or_else(|| format!("{}.yaml", run.workflow_name));
+        let plan =
+            compile_str(&file, &yaml, registry).map_err(|diagnostics| EngineError::Recompile {
+                run_id: run_id.to_owned(),
+                diagnostics,
+            })?;
+        let mut prior_steps = HashMap::new();
+        let mut prior_items = HashMap::new();
+        for rec in self.store.steps(run_id).await? {
+            if !rec.status.is_done_ok() {
+                continue;
+            }
+            match rec.item_index {
+                None => {
+                    prior_steps.insert(
+                        rec.step_id.clone(),
+                        StepResult {
+                            status: rec.status,
+                            outputs: rec.outputs.unwrap_or(Value::Null),
+                        },
+                    );
+                }
+                Some(i) => {
+                    prior_items.insert((rec.step_id.clone(), i), exec_done(&rec));
+                }
+            }
+        }
+        self.store.claim_run(run_id, &self.options.worker).await?;
+        let inputs = match run.inputs {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        self.drive(
+            Arc::new(plan),
+            run_id.to_owned(),
+            inputs,
+            prior_steps,
+            prior_items,
+            ctl,
+        )
+        .await
+    }
+
+    /// Refuses to resume a run that another live process is still driving.
+    fn ensure_abandoned(&self, run: &RunRecord) -> Result<(), EngineError> {
+        let age_ms = now_ms() - run.heartbeat_at.unwrap_or(0);
+        let owner = run.owner.clone().unwrap_or_default();
+        let fresh = age_ms < self.options.stale_after.as_millis() as i64;
+        if !fresh {
+            return Ok(());
+        }
+        let (host, pid) = owner.rsplit_once(':').unwrap_or(("", ""));
+        let this_host = worker_id();
+        let same_host = this_host.rsplit_once(':').map(|(h, _)| h) == Some(host);
+        let alive =
+            same_host && std::path::Path::new(&format!("/proc/{pid}")).exists() && !pid.is_empty();
+        if same_host && !alive {
+            return Ok(());
+        }
+        Err(EngineError::RunInProgress {
+            run_id: run.id.clone(),
+            owner,
+            age_s: age_ms / 1000,
+        })
+    }
+
+    async fn drive(
+        &self,
+        plan: Arc<Plan>,
+        run_id: String,
+        inputs: Map<String, Value>,
+        prior_steps: HashMap<String, StepResult>,
+        prior_items: HashMap<(String, usize), exec::Done>,
+        ctl: RunControl,
+    ) -> Result<RunReport, EngineError> {
+        if let Some(f) = &ctl.on_start {
+            f(&run_id);
+        }
+        let logs = events::LogWriter::start(self.store.clone(), run_id.clone());
+        let heartbeat = {
+            let store = self.store.clone();
+            let id = run_id.clone();
+            let every = self.options.heartbeat;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let _ = store.heartbeat(&id).await;
+                }
+            })
+        };
+        let scheduler = Scheduler {
+            plan: plan.clone(),
+            run_id: run_id.clone(),
+            inputs: inputs.clone(),
+            store: self.store.clone(),
+            artifacts: self.artifacts.clone() as Arc<dyn Artifacts>,
+            worker: self.options.worker.clone(),
+            use_cache: !self.options.no_cache,
+            max_parallel: plan
+                .max_parallel
+                .unwrap_or(self.options.max_parallel)
+                .min(self.options.max_parallel),
+            grace: self.options.cancel_grace,
+            events: ctl.events.clone(),
+            logs: logs.sender(),
+            prior_steps,
+            prior_items,
+        };
+        let ending = scheduler.run(ctl.cancel.clone(), plan.timeout).await;
+        heartbeat.abort();
+        logs.finish().await;
+        let ending = ending?;
+        let mut status = ending.status;
+        let mut error = ending.error;
+        let outputs = self.outputs(&plan, &run_id, &inputs, &ending.results);
+        let outputs = match outputs {
+            Ok(o) => o,
+            Err(msg) => {
+                if status == RunStatus::Succeeded {
+                    status = RunStatus::Failed;
+                    error = Some(json!({"code": "outputs", "message": msg}));
+                }
+                Value::Null
+            }
+        };
+        self.store
+            .finish_run(&run_id, status, Some(&outputs), error.as_ref())
+            .await?;
+        self.report(&run_id).await
+    }
+
+    /// Evaluates the workflow's `outputs:`.
+    fn outputs(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        inputs: &Map<String, Value>,
+        results: &[Option<StepResult>],
+    ) -> Result<Value, String> {
+        let mut steps = Map::new();
+        for (s, r) in plan.steps.iter().zip(results) {
+            if let Some(r) = r {
+                steps.insert(
+                    s.id.clone(),
+                    json!({"outputs": r.outputs, "status": r.status.as_str()}),
+                );
+            }
+        }
+        let ctx =
+            json!({"inputs": inputs, "steps": steps, "run": {"id": run_id, "workflow": plan.name}});
+        let mut out = Map::new();
+        for (name, expr) in &plan.outputs {
+            let v = plan.evaluator.resolve(expr, &ctx).map_err(|e| {
+                format!(
+                    "cannot evaluate output `{name}` (`{}`): {}",
+                    e.expression, e.message
+                )
+            })?;
+            out.insert(name.clone(), v);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// The run as stored: status, outputs, and each step's status, attempts and timing.
+    pub async fn report(&self, run_id: &str) -> Result<RunReport, EngineError> {
+        let run = self.store.get_run(run_id).await?;
+        let steps = self.store.steps(run_id).await?;
+        Ok(RunReport::build(run, steps))
+    }
+}
+
+fn exec_done(rec: &mediaflow_store::StepRecord) -> exec::Done {
+    exec::Done {
+        step: 0,
+        item: rec.item_index,
+        status: if rec.status == StepStatus::Skipped {
+            StepStatus::Succeeded
+        } else {
+            rec.status
+        },
+        outputs: rec.outputs.clone(),
+        error: rec.error.clone(),
+        attempts: rec.attempts,
+    }
+}

@@ -1,0 +1,111 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::{ArtifactRef, Artifacts, PluginError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Where a step's progress and log lines go (the engine stores and relays them).
+pub trait EventSink: Send + Sync {
+    fn progress(&self, fraction: f32, message: Option<&str>);
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// What a running step can see of the world.
+#[derive(Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    pub step_id: String,
+    /// Position in a `for_each` fan-out, if any.
+    pub item_index: Option<usize>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    cancel: CancellationToken,
+    events: Arc<dyn EventSink>,
+    artifacts: Arc<dyn Artifacts>,
+}
+
+impl RunContext {
+    pub fn new(
+        run_id: String,
+        step_id: String,
+        item_index: Option<usize>,
+        attempt: u32,
+        cancel: CancellationToken,
+        events: Arc<dyn EventSink>,
+        artifacts: Arc<dyn Artifacts>,
+    ) -> Self {
+        RunContext {
+            run_id,
+            step_id,
+            item_index,
+            attempt,
+            cancel,
+            events,
+            artifacts,
+        }
+    }
+
+    /// Whether the step has been told to stop (Ctrl-C, timeout). Long-running plugins poll
+    /// this or await [`RunContext::cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the step is told to stop.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// The token itself, for handing to helper tasks.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Reports progress, `fraction` in `0.0..=1.0`.
+    pub fn progress(&self, fraction: f32, message: Option<&str>) {
+        self.events.progress(fraction.clamp(0.0, 1.0), message);
+    }
+
+    pub fn log(&self, level: LogLevel, message: &str) {
+        self.events.log(level, message);
+    }
+
+    pub fn info(&self, message: &str) {
+        self.log(LogLevel::Info, message);
+    }
+
+    pub fn warn(&self, message: &str) {
+        self.log(LogLevel::Warn, message);
+    }
+
+    pub fn artifacts(&self) -> &dyn Artifacts {
+        self.artifacts.as_ref()
+    }
+
+    /// Shortcut for `artifacts().path(..)`.
+    pub async fn artifact_path(&self, artifact: &ArtifactRef) -> Result<PathBuf, PluginError> {
+        self.artifacts.path(artifact).await
+    }
+}

@@ -1,0 +1,60 @@
+//! Persistence for mediaflow: workflow definitions, runs, step results, step logs, the step
+//! cache and the artifact index, on SQLite (embedded, the default) or PostgreSQL.
+//!
+//! Both backends share one implementation through sqlx's `Any` driver; only the migrations
+//! differ. Every write is committed before it returns, which is what makes crash resume work.
+
+mod artifacts;
+mod records;
+mod sql;
+
+pub use artifacts::{guess_media_type, ArtifactStore};
+pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};
+pub use sql::{redact_url, Backend, Store};
+
+/// Errors from the store. Connection errors name the database without its password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database URL `{url}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl { url: String },
+    #[error("cannot migrate the database at {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored JSON is corrupt in {what}: {source}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no run with id `{0}`")]
+    RunNotFound(String),
+    #[error("no artifact with sha256 {0}")]
+    ArtifactNotFound(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

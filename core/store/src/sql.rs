@@ -1,0 +1,510 @@
+use std::path::Path;
+
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::records::*;
+use crate::{now_ms, Result, StoreError};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database behind mediaflow: one connection pool, either backend.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+/// The URL with any password replaced by `***`, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+macro_rules! run_columns {
+    () => {
+        "id, workflow_hash, workflow_name, status, inputs, options, outputs, error, \
+         created_at, finished_at, resumed_count, owner, heartbeat_at"
+    };
+}
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn parse_json(what: &str, text: Option<String>) -> Result<Option<Value>> {
+    match text {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt {
+                what: what.to_owned(),
+                source,
+            }),
+    }
+}
+
+fn index_to_db(i: Option<usize>) -> i64 {
+    i.map(|i| i as i64).unwrap_or(-1)
+}
+
+fn index_from_db(i: i64) -> Option<usize> {
+    usize::try_from(i).ok()
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// An SQLite database that lives in memory and vanishes with the store.
+    pub async fn in_memory() -> Result<Store> {
+        Store::connect("sqlite::memory:").await
+    }
+
+    /// Connects to `sqlite://…` or `postgres://…` and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl {
+                url: redact_url(url),
+            });
+        };
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = AnyPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(10));
+        options = match backend {
+            // One connection: an in-memory database exists per connection, and SQLite
+            // serialises writers anyway.
+            Backend::Sqlite if memory => options.max_connections(1).min_connections(1),
+            Backend::Sqlite => options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                        .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options.max_connections(8),
+        };
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        if backend == Backend::Sqlite && !memory {
+            pool.execute("PRAGMA journal_mode = WAL")
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: redact_url(url),
+                    source,
+                })?;
+        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            backend,
+            url: redact_url(url),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database URL without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- workflows -------------------------------------------------------------------
+
+    /// Stores a workflow definition by content hash (idempotent).
+    pub async fn put_workflow(
+        &self,
+        hash: &str,
+        name: &str,
+        source_path: Option<&str>,
+        yaml: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workflows (hash, name, source_path, yaml, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(hash)
+        .bind(name)
+        .bind(source_path)
+        .bind(yaml)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The YAML text and recorded path of a stored workflow.
+    pub async fn get_workflow(&self, hash: &str) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query("SELECT yaml, source_path FROM workflows WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get::<String, _>(0), r.get::<Option<String>, _>(1))))
+    }
+
+    // ---- runs ------------------------------------------------------------------------
+
+    pub async fn create_run(&self, run: &RunRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (id, workflow_hash, workflow_name, status, inputs, options, \
+             created_at, resumed_count, owner, heartbeat_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&run.id)
+        .bind(&run.workflow_hash)
+        .bind(&run.workflow_name)
+        .bind(run.status.as_str())
+        .bind(json_text(&run.inputs))
+        .bind(json_text(&run.options))
+        .bind(run.created_at)
+        .bind(run.resumed_count)
+        .bind(run.owner.as_deref())
+        .bind(run.heartbeat_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a run as taken over by `owner` for a resume.
+    pub async fn claim_run(&self, id: &str, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET status = 'running', owner = $2, heartbeat_at = $3, \
+             finished_at = NULL, resumed_count = resumed_count + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn heartbeat(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET heartbeat_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: &str,
+        status: RunStatus,
+        outputs: Option<&Value>,
+        error: Option<&Value>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(outputs.map(json_text))
+        .bind(error.map(json_text))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn run_from_row(row: &AnyRow) -> Result<RunRecord> {
+        let id: String = row.try_get(0)?;
+        let status: String = row.try_get(3)?;
+        Ok(RunRecord {
+            workflow_hash: row.try_get(1)?,
+            workflow_name: row.try_get(2)?,
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+            inputs: parse_json("runs.inputs", row.try_get(4)?)?.unwrap_or(Value::Null),
+            options: parse_json("runs.options", row.try_get(5)?)?.unwrap_or(Value::Null),
+            outputs: parse_json("runs.outputs", row.try_get(6)?)?,
+            error: parse_json("runs.error", row.try_get(7)?)?,
+            created_at: row.try_get(8)?,
+            finished_at: row.try_get(9)?,
+            resumed_count: row.try_get(10)?,
+            owner: row.try_get(11)?,
+            heartbeat_at: row.try_get(12)?,
+            id,
+        })
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<RunRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::RunNotFound(id.to_owned()))?;
+        Self::run_from_row(&row)
+    }
+
+    /// Runs, newest first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE ($1 IS NULL OR workflow_name = $1) \
+             AND ($2 IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(filter.workflow.as_deref())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.limit.unwrap_or(50))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::run_from_row).collect()
+    }
+
+    // ---- steps -----------------------------------------------------------------------
+
+    /// Inserts or replaces the record of one step (or one item), keyed by run, step and item.
+    pub async fn upsert_step(&self, s: &StepRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO step_runs (run_id, step_id, item_index, status, attempts, cache_key, \
+             outputs, error, started_at, finished_at, duration_ms, worker) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (run_id, step_id, item_index) DO UPDATE SET status = excluded.status, \
+             attempts = excluded.attempts, cache_key = excluded.cache_key, \
+             outputs = excluded.outputs, error = excluded.error, \
+             started_at = excluded.started_at, finished_at = excluded.finished_at, \
+             duration_ms = excluded.duration_ms, worker = excluded.worker",
+        )
+        .bind(&s.run_id)
+        .bind(&s.step_id)
+        .bind(index_to_db(s.item_index))
+        .bind(s.status.as_str())
+        .bind(s.attempts as i64)
+        .bind(s.cache_key.as_deref())
+        .bind(s.outputs.as_ref().map(json_text))
+        .bind(s.error.as_ref().map(json_text))
+        .bind(s.started_at)
+        .bind(s.finished_at)
+        .bind(s.duration_ms)
+        .bind(s.worker.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every step record of a run, ordered by step and item.
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(
+            "SELECT run_id, step_id, item_index, status, attempts, cache_key, outputs, error, \
+             started_at, finished_at, duration_ms, worker FROM step_runs WHERE run_id = $1 \
+             ORDER BY started_at, step_id, item_index",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get(3)?;
+                let attempts: i64 = row.try_get(4)?;
+                Ok(StepRecord {
+                    run_id: row.try_get(0)?,
+                    step_id: row.try_get(1)?,
+                    item_index: index_from_db(row.try_get(2)?),
+                    status: StepStatus::parse(&status).unwrap_or(StepStatus::Failed),
+                    attempts: attempts.max(0) as u32,
+                    cache_key: row.try_get(5)?,
+                    outputs: parse_json("step_runs.outputs", row.try_get(6)?)?,
+                    error: parse_json("step_runs.error", row.try_get(7)?)?,
+                    started_at: row.try_get(8)?,
+                    finished_at: row.try_get(9)?,
+                    duration_ms: row.try_get(10)?,
+                    worker: row.try_get(11)?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- logs ------------------------------------------------------------------------
+
+    pub async fn append_log(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        item_index: Option<usize>,
+        level: &str,
+        message: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO step_logs (run_id, step_id, item_index, ts, level, message) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .bind(index_to_db(item_index))
+        .bind(now_ms())
+        .bind(level)
+        .bind(message)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn logs(&self, run_id: &str) -> Result<Vec<LogRecord>> {
+        let rows = sqlx::query(
+            "SELECT step_id, item_index, ts, level, message FROM step_logs WHERE run_id = $1 \
+             ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogRecord {
+                    step_id: r.try_get(0)?,
+                    item_index: index_from_db(r.try_get(1)?),
+                    ts: r.try_get(2)?,
+                    level: r.try_get(3)?,
+                    message: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- step cache ------------------------------------------------------------------
+
+    pub async fn cache_get(&self, key: &str) -> Result<Option<Value>> {
+        let row = sqlx::query("SELECT outputs FROM step_cache WHERE cache_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => parse_json("step_cache.outputs", Some(r.try_get(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn cache_put(
+        &self,
+        key: &str,
+        plugin: &str,
+        outputs: &Value,
+        run_id: &str,
+        step_id: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO step_cache (cache_key, plugin, outputs, run_id, step_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cache_key) DO UPDATE SET \
+             outputs = excluded.outputs, run_id = excluded.run_id, step_id = excluded.step_id, \
+             created_at = excluded.created_at",
+        )
+        .bind(key)
+        .bind(plugin)
+        .bind(json_text(outputs))
+        .bind(run_id)
+        .bind(step_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- artifacts -------------------------------------------------------------------
+
+    pub(crate) async fn put_artifact_row(
+        &self,
+        sha256: &str,
+        media_type: &str,
+        size: u64,
+        path: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO artifacts (sha256, media_type, size, path, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(media_type)
+        .bind(size as i64)
+        .bind(path)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn artifact_path(&self, sha256: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT path FROM artifacts WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cret@db.example:5432/mf"),
+            "postgres://bob:***@db.example:5432/mf"
+        );
+        assert_eq!(redact_url("postgres://bob@db/mf"), "postgres://bob@db/mf");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

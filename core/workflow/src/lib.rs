@@ -1,0 +1,70 @@
+//! The mediaflow workflow language: YAML → a validated [`Plan`].
+//!
+//! The compiler reports every problem at once, each with file:line:col, the step, a caret
+//! snippet and a hint (see [`Diagnostics`]). It never runs plugins; it only reads their
+//! descriptors and calls their pure `validate`.
+
+mod ast;
+mod compile;
+mod diagnostic;
+mod expr;
+mod parse;
+mod plan;
+mod registry;
+pub mod schema;
+mod source;
+
+use std::path::Path;
+
+pub use ast::{Located, RetryPolicy, Spanned, StepDecl, WorkflowDoc};
+pub use diagnostic::{suggest, Diagnostics, Problem};
+pub use expr::{EvalError, Evaluator};
+pub use plan::{InputError, InputSpec, Plan, PlanStep};
+pub use registry::Registry;
+pub use source::Source;
+
+/// Why a workflow file could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("cannot read workflow file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not UTF-8 text (invalid byte at offset {offset}); save it as UTF-8")]
+    NotUtf8 { path: String, offset: usize },
+    #[error("{0}")]
+    Invalid(#[from] Diagnostics),
+}
+
+/// Compiles workflow text. `file` names it in diagnostics.
+pub fn compile_str(file: &str, text: &str, registry: &Registry) -> Result<Plan, Diagnostics> {
+    let mut c = diagnostic::Collector::new(Source::new(file, text));
+    let stem = Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("workflow")
+        .to_owned();
+    let doc = parse::parse(&mut c, &stem);
+    let plan = doc.and_then(|doc| compile::compile(&mut c, &doc, registry, Evaluator::new(), file));
+    c.finish()?;
+    plan.ok_or_else(|| Diagnostics {
+        file: file.to_owned(),
+        problems: Vec::new(),
+    })
+}
+
+/// Reads and compiles a workflow file.
+pub fn compile_file(path: &Path, registry: &Registry) -> Result<Plan, CompileError> {
+    let display = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| CompileError::Io {
+        path: display.clone(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| CompileError::NotUtf8 {
+        path: display.clone(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    Ok(compile_str(&display, &text, registry)?)
+}
