@@ -1,1 +1,272 @@
+//! Test support: plugins that only tests use (counting, failing, sleeping, panicking) and a
+//! harness that runs workflows on a fresh SQLite file or a fresh PostgreSQL database.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use mediaflow_engine::{Engine, EngineOptions, RunControl, RunReport};
+use mediaflow_plugin_api::{Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType};
+use mediaflow_store::{ArtifactStore, Store};
+use mediaflow_workflow::{compile_str, Plan, Registry};
+use serde_json::{json, Map};
+
+/// Shared observations the test plugins make.
+#[derive(Default)]
+pub struct Probe {
+    /// Calls per key (`with.key`, default "").
+    pub calls: Mutex<HashMap<String, usize>>,
+    /// When each call started, per key.
+    pub started: Mutex<HashMap<String, Vec<Instant>>>,
+    running: AtomicUsize,
+    /// Most calls running at once.
+    pub max_running: AtomicUsize,
+}
+
+impl Probe {
+    pub fn calls(&self, key: &str) -> usize {
+        self.calls.lock().map(|c| c.get(key).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    pub fn starts(&self, key: &str) -> Vec<Instant> {
+        self.started.lock().map(|s| s.get(key).cloned().unwrap_or_default()).unwrap_or_default()
+    }
+
+    pub fn max_running(&self) -> usize {
+        self.max_running.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self, key: &str) -> usize {
+        let n = {
+            let mut calls = self.calls.lock().expect("probe lock");
+            let n = calls.entry(key.to_owned()).or_default();
+            *n += 1;
+            *n
+        };
+        self.started
+            .lock()
+            .expect("probe lock")
+            .entry(key.to_owned())
+            .or_default()
+            .push(Instant::now());
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        n
+    }
+
+    fn leave(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `test.probe`: counts calls per `key`, optionally sleeps `ms`, fails the first `fail`
+/// calls, panics when `panic: true`, and echoes `value`.
+pub struct ProbePlugin {
+    descriptor: Descriptor,
+    probe: Arc<Probe>,
+}
+
+impl ProbePlugin {
+    pub fn new(name: &str, probe: Arc<Probe>, max_concurrency: Option<usize>) -> Self {
+        let mut descriptor = Descriptor::new(name, "1.0.0", "test plugin: counts, sleeps, fails")
+            .input(Port::new("value", ValueType::Any))
+            .input(Port::new("text", ValueType::String))
+            .output(Port::new("value", ValueType::Any))
+            .output(Port::new("call", ValueType::Integer))
+            .output(Port::new("file", ValueType::File))
+            .schema(json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "key": {"type": "string"},
+                    "value": {},
+                    "text": {"type": "string"},
+                    "ms": {"type": "integer", "minimum": 0},
+                    "fail": {"type": "integer", "minimum": 0},
+                    "fatal": {"type": "boolean"},
+                    "panic": {"type": "boolean"},
+                    "ignore_cancel": {"type": "boolean"}
+                }
+            }));
+        descriptor.max_concurrency = max_concurrency;
+        ProbePlugin { descriptor, probe }
+    }
+}
+
+struct Leave<'a>(&'a Probe);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+#[async_trait]
+impl Plugin for ProbePlugin {
+    fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
+        let key = config.get("key").and_then(Value::as_str).unwrap_or("").to_owned();
+        let call = self.probe.enter(&key);
+        let _leave = Leave(&self.probe);
+        cx.info(&format!("call {call} of `{key}`"));
+        let ms = config.get("ms").and_then(Value::as_u64).unwrap_or(0);
+        if ms > 0 {
+            let sleep = tokio::time::sleep(Duration::from_millis(ms));
+            if config.get("ignore_cancel").and_then(Value::as_bool).unwrap_or(false) {
+                sleep.await;
+            } else {
+                tokio::select! {
+                    _ = sleep => {}
+                    _ = cx.cancelled() => return Err(PluginError::cancelled()),
+                }
+            }
+        }
+        if config.get("panic").and_then(Value::as_bool).unwrap_or(false) {
+            panic!("probe `{key}` was told to panic");
+        }
+        let fail = config.get("fail").and_then(Value::as_u64).unwrap_or(0) as usize;
+        if call <= fail {
+            let msg = format!("planned failure {call} of {fail}");
+            return Err(if config.get("fatal").and_then(Value::as_bool).unwrap_or(false) {
+                PluginError::fatal("planned", msg)
+            } else {
+                PluginError::new("planned", msg)
+            });
+        }
+        Ok(json!({"value": config.get("value").cloned().unwrap_or(Value::Null), "call": call}))
+    }
+}
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests use (`MEDIAFLOW_TEST_POSTGRES_URL`, default the local one).
+pub fn postgres_admin_url() -> String {
+    std::env::var("MEDIAFLOW_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates a fresh, empty PostgreSQL database and returns its URL.
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is not reachable at {admin}: {e}. Start it (see .ci/run) or set MEDIAFLOW_TEST_POSTGRES_URL")
+    });
+    let name = format!("mf_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// Drops a database made by [`fresh_postgres`].
+pub async fn drop_postgres(url: &str) {
+    use sqlx::Connection;
+    let Some((_, name)) = url.rsplit_once('/') else { return };
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+/// A store, an engine and the test plugins, on one backend.
+pub struct Harness {
+    pub db: Db,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub store: Store,
+    pub artifacts: ArtifactStore,
+    pub probe: Arc<Probe>,
+    pub registry: Registry,
+}
+
+impl Harness {
+    pub async fn new(db: Db) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match db {
+            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("mediaflow.db").display()),
+            Db::Postgres => fresh_postgres().await,
+        };
+        let store = Store::connect(&url).await.expect("open store");
+        let artifacts = ArtifactStore::new(dir.path().join("artifacts"), store.clone());
+        let probe = Arc::new(Probe::default());
+        let mut registry = Registry::new();
+        for p in mediaflow_builtin::plugins() {
+            registry.register(p);
+        }
+        registry.register(Arc::new(ProbePlugin::new("test.probe", probe.clone(), None)));
+        registry.register(Arc::new(ProbePlugin::new("test.single", probe.clone(), Some(1))));
+        Harness { db, dir, url, store, artifacts, probe, registry }
+    }
+
+    pub fn engine(&self, options: EngineOptions) -> Engine {
+        Engine::new(self.store.clone(), self.artifacts.clone(), options)
+    }
+
+    pub fn plan(&self, yaml: &str) -> Arc<Plan> {
+        match compile_str("test.yaml", yaml, &self.registry) {
+            Ok(p) => Arc::new(p),
+            Err(d) => panic!("test workflow does not compile:\n{}", d.render(false)),
+        }
+    }
+
+    /// Runs a workflow with default options.
+    pub async fn run(&self, yaml: &str, inputs: Value) -> RunReport {
+        self.run_with(yaml, inputs, EngineOptions::default(), RunControl::default()).await
+    }
+
+    pub async fn run_with(&self, yaml: &str, inputs: Value, options: EngineOptions, ctl: RunControl) -> RunReport {
+        let inputs: Map<String, Value> = match inputs {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        self.engine(options).run(self.plan(yaml), inputs, ctl).await.expect("run finishes")
+    }
+
+    pub async fn cleanup(self) {
+        self.store.close().await;
+        if self.db == Db::Postgres {
+            drop_postgres(&self.url).await;
+        }
+    }
+}
+
+/// Defines one test per backend: `NAME_sqlite` and `NAME_postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($h:ident) $body:block)*) => {
+        $(
+            mod $name {
+                use super::*;
+                async fn body($h: &$crate::Harness) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let h = $crate::Harness::new($crate::Db::Sqlite).await;
+                    body(&h).await;
+                    h.cleanup().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let h = $crate::Harness::new($crate::Db::Postgres).await;
+                    body(&h).await;
+                    h.cleanup().await;
+                }
+            }
+        )*
+    };
+}

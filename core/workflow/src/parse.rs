@@ -73,7 +73,8 @@ pub(crate) fn parse(c: &mut Collector, default_name: &str) -> Option<WorkflowDoc
     let steps = match map.get_node("steps") {
         Some(n) => p.steps(n),
         None => {
-            let span = p.c.source.node_span(&root);
+            let first = p.c.source.text.lines().next().unwrap_or("").len();
+            let span = SourceSpan::from((0, first.max(1)));
             p.c.push(
                 "mediaflow::no_steps",
                 None,
@@ -365,7 +366,10 @@ impl P<'_> {
             };
             match v {
                 // `name: string` shorthand.
-                Node::Scalar(s) => decl.ty = self.value_type(s, v),
+                Node::Scalar(s) => {
+                    decl.ty = self.value_type(s, v);
+                    decl.required = true;
+                }
                 Node::Mapping(m) => {
                     self.unknown_keys(m, INPUT_KEYS, None, "an input declaration");
                     if let Some(Node::Scalar(s)) = m.get_node("type") {
@@ -488,7 +492,15 @@ impl P<'_> {
             }
         };
         let with = match map.get_node("with") {
-            Some(w @ Node::Mapping(_)) => self.located(w),
+            Some(w @ Node::Mapping(_)) => {
+                let mut loc = self.located(w);
+                // Problems with the map as a whole point at its `with` key.
+                if let Some((k, _)) = map.iter().find(|(k, _)| k.as_str() == "with") {
+                    loc.spans
+                        .insert(String::new(), self.c.source.scalar_span(k.span(), k.as_str()));
+                }
+                loc
+            }
             Some(other) => {
                 self.expect(other, step, "with", "a mapping");
                 Located::default()

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use mediaflow_plugin_api::{
-    ArtifactRef, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
+    ArtifactRef, ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
 };
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -113,7 +113,6 @@ impl FileWrite {
                     "type": "object",
                     "additionalProperties": false,
                     "required": ["path"],
-                    "oneOf": [{"required": ["content"]}, {"required": ["artifact"]}],
                     "properties": {
                         "path": {"type": "string"},
                         "content": {"type": "string", "description": "text to write"},
@@ -130,6 +129,18 @@ impl FileWrite {
 impl Plugin for FileWrite {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
+        match (config.get("content"), config.get("artifact")) {
+            (Some(_), Some(_)) => Err(vec![ConfigIssue::new(
+                "/artifact",
+                "give `content` or `artifact`, not both",
+            )]),
+            (None, None) => Err(vec![ConfigIssue::new("", "nothing to write")
+                .with_help("add `content:` (text) or `artifact:` (a file from an earlier step)")]),
+            _ => Ok(()),
+        }
     }
 
     async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {

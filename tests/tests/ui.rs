@@ -1,0 +1,43 @@
+//! Golden tests for diagnostics: each `ui/NAME.yaml` must fail to compile with exactly the
+//! text in `ui/NAME.stderr`. Set `MEDIAFLOW_BLESS=1` to rewrite the expected files after an
+//! intended change, then review the diff.
+
+use std::path::Path;
+
+use mediaflow_workflow::{compile_str, Registry};
+
+#[test]
+fn diagnostics_match_golden_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    let mut registry = Registry::new();
+    for p in mediaflow_builtin::plugins() {
+        registry.register(p);
+    }
+    let bless = std::env::var_os("MEDIAFLOW_BLESS").is_some();
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/ui exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 12, "at least 12 golden cases, found {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(case).unwrap();
+        let rendered = match compile_str(&format!("ui/{name}"), &text, &registry) {
+            Ok(_) => format!("(compiled without problems)\n"),
+            Err(d) => d.render(false),
+        };
+        let expected_path = case.with_extension("stderr");
+        if bless {
+            std::fs::write(&expected_path, &rendered).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if rendered != expected {
+            failures.push(format!("--- {name}: expected\n{expected}\n--- got\n{rendered}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} golden mismatches:\n{}", failures.len(), failures.join("\n"));
+}
