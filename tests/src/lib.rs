@@ -27,11 +27,17 @@ pub struct Probe {
 
 impl Probe {
     pub fn calls(&self, key: &str) -> usize {
-        self.calls.lock().map(|c| c.get(key).copied().unwrap_or(0)).unwrap_or(0)
+        self.calls
+            .lock()
+            .map(|c| c.get(key).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     pub fn starts(&self, key: &str) -> Vec<Instant> {
-        self.started.lock().map(|s| s.get(key).cloned().unwrap_or_default()).unwrap_or_default()
+        self.started
+            .lock()
+            .map(|s| s.get(key).cloned().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn max_running(&self) -> usize {
@@ -110,14 +116,22 @@ impl Plugin for ProbePlugin {
     }
 
     async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
-        let key = config.get("key").and_then(Value::as_str).unwrap_or("").to_owned();
+        let key = config
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let call = self.probe.enter(&key);
         let _leave = Leave(&self.probe);
         cx.info(&format!("call {call} of `{key}`"));
         let ms = config.get("ms").and_then(Value::as_u64).unwrap_or(0);
         if ms > 0 {
             let sleep = tokio::time::sleep(Duration::from_millis(ms));
-            if config.get("ignore_cancel").and_then(Value::as_bool).unwrap_or(false) {
+            if config
+                .get("ignore_cancel")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
                 sleep.await;
             } else {
                 tokio::select! {
@@ -126,17 +140,27 @@ impl Plugin for ProbePlugin {
                 }
             }
         }
-        if config.get("panic").and_then(Value::as_bool).unwrap_or(false) {
+        if config
+            .get("panic")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
             panic!("probe `{key}` was told to panic");
         }
         let fail = config.get("fail").and_then(Value::as_u64).unwrap_or(0) as usize;
         if call <= fail {
             let msg = format!("planned failure {call} of {fail}");
-            return Err(if config.get("fatal").and_then(Value::as_bool).unwrap_or(false) {
-                PluginError::fatal("planned", msg)
-            } else {
-                PluginError::new("planned", msg)
-            });
+            return Err(
+                if config
+                    .get("fatal")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                {
+                    PluginError::fatal("planned", msg)
+                } else {
+                    PluginError::new("planned", msg)
+                },
+            );
         }
         Ok(json!({"value": config.get("value").cloned().unwrap_or(Value::Null), "call": call}))
     }
@@ -174,11 +198,15 @@ pub async fn fresh_postgres() -> String {
 /// Drops a database made by [`fresh_postgres`].
 pub async fn drop_postgres(url: &str) {
     use sqlx::Connection;
-    let Some((_, name)) = url.rsplit_once('/') else { return };
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
     if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
     }
 }
 
@@ -197,7 +225,10 @@ impl Harness {
     pub async fn new(db: Db) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = match db {
-            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("mediaflow.db").display()),
+            Db::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("mediaflow.db").display()
+            ),
             Db::Postgres => fresh_postgres().await,
         };
         let store = Store::connect(&url).await.expect("open store");
@@ -207,9 +238,25 @@ impl Harness {
         for p in mediaflow_builtin::plugins() {
             registry.register(p);
         }
-        registry.register(Arc::new(ProbePlugin::new("test.probe", probe.clone(), None)));
-        registry.register(Arc::new(ProbePlugin::new("test.single", probe.clone(), Some(1))));
-        Harness { db, dir, url, store, artifacts, probe, registry }
+        registry.register(Arc::new(ProbePlugin::new(
+            "test.probe",
+            probe.clone(),
+            None,
+        )));
+        registry.register(Arc::new(ProbePlugin::new(
+            "test.single",
+            probe.clone(),
+            Some(1),
+        )));
+        Harness {
+            db,
+            dir,
+            url,
+            store,
+            artifacts,
+            probe,
+            registry,
+        }
     }
 
     pub fn engine(&self, options: EngineOptions) -> Engine {
@@ -225,15 +272,30 @@ impl Harness {
 
     /// Runs a workflow with default options.
     pub async fn run(&self, yaml: &str, inputs: Value) -> RunReport {
-        self.run_with(yaml, inputs, EngineOptions::default(), RunControl::default()).await
+        self.run_with(
+            yaml,
+            inputs,
+            EngineOptions::default(),
+            RunControl::default(),
+        )
+        .await
     }
 
-    pub async fn run_with(&self, yaml: &str, inputs: Value, options: EngineOptions, ctl: RunControl) -> RunReport {
+    pub async fn run_with(
+        &self,
+        yaml: &str,
+        inputs: Value,
+        options: EngineOptions,
+        ctl: RunControl,
+    ) -> RunReport {
         let inputs: Map<String, Value> = match inputs {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        self.engine(options).run(self.plan(yaml), inputs, ctl).await.expect("run finishes")
+        self.engine(options)
+            .run(self.plan(yaml), inputs, ctl)
+            .await
+            .expect("run finishes")
     }
 
     pub async fn cleanup(self) {

@@ -8,7 +8,10 @@ use mediaflow_tests::on_both_backends;
 use serde_json::json;
 
 fn opts(max_parallel: usize) -> EngineOptions {
-    EngineOptions { max_parallel, ..EngineOptions::default() }
+    EngineOptions {
+        max_parallel,
+        ..EngineOptions::default()
+    }
 }
 
 const FOUR_SLEEPERS: &str = r#"
@@ -353,6 +356,9 @@ async fn an_unreachable_database_is_named_without_its_password() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("postgres://mf:***@127.0.0.1:1/nowhere"), "{err}");
+    assert!(
+        err.contains("postgres://mf:***@127.0.0.1:1/nowhere"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"));
 }

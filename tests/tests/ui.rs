@@ -20,7 +20,11 @@ fn diagnostics_match_golden_files() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 12, "at least 12 golden cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 12,
+        "at least 12 golden cases, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
@@ -36,8 +40,15 @@ fn diagnostics_match_golden_files() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if rendered != expected {
-            failures.push(format!("--- {name}: expected\n{expected}\n--- got\n{rendered}"));
+            failures.push(format!(
+                "--- {name}: expected\n{expected}\n--- got\n{rendered}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} golden mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

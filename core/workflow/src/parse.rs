@@ -496,8 +496,10 @@ impl P<'_> {
                 let mut loc = self.located(w);
                 // Problems with the map as a whole point at its `with` key.
                 if let Some((k, _)) = map.iter().find(|(k, _)| k.as_str() == "with") {
-                    loc.spans
-                        .insert(String::new(), self.c.source.scalar_span(k.span(), k.as_str()));
+                    loc.spans.insert(
+                        String::new(),
+                        self.c.source.scalar_span(k.span(), k.as_str()),
+                    );
                 }
                 loc
             }

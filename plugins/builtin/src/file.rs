@@ -137,8 +137,9 @@ impl Plugin for FileWrite {
                 "/artifact",
                 "give `content` or `artifact`, not both",
             )]),
-            (None, None) => Err(vec![ConfigIssue::new("", "nothing to write")
-                .with_help("add `content:` (text) or `artifact:` (a file from an earlier step)")]),
+            (None, None) => Err(vec![ConfigIssue::new("", "nothing to write").with_help(
+                "add `content:` (text) or `artifact:` (a file from an earlier step)",
+            )]),
             _ => Ok(()),
         }
     }
