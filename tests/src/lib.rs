@@ -332,3 +332,45 @@ macro_rules! on_both_backends {
         )*
     };
 }
+
+/// `test.noop`: does nothing, for measuring the engine's own overhead.
+pub struct NoopPlugin {
+    descriptor: Descriptor,
+}
+
+impl Default for NoopPlugin {
+    fn default() -> Self {
+        NoopPlugin {
+            descriptor: Descriptor::new("test.noop", "1.0.0", "does nothing")
+                .output(Port::new("ok", ValueType::Boolean))
+                .schema(json!({"type": "object"})),
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for NoopPlugin {
+    fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    async fn run(&self, _config: Value, _cx: &RunContext) -> Result<Value, PluginError> {
+        Ok(json!({"ok": true}))
+    }
+}
+
+/// A workflow of `n` no-op steps: all independent (`wide`) or each needing the previous.
+pub fn noop_dag(n: usize, wide: bool) -> String {
+    let mut y = String::from("name: bench\nsteps:\n");
+    for i in 0..n {
+        if wide || i == 0 {
+            y.push_str(&format!("  s{i}: {{ uses: test.noop }}\n"));
+        } else {
+            y.push_str(&format!(
+                "  s{i}: {{ uses: test.noop, needs: [s{}] }}\n",
+                i - 1
+            ));
+        }
+    }
+    y
+}

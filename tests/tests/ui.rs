@@ -30,7 +30,7 @@ fn diagnostics_match_golden_files() {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(case).unwrap();
         let rendered = match compile_str(&format!("ui/{name}"), &text, &registry) {
-            Ok(_) => format!("(compiled without problems)\n"),
+            Ok(_) => "(compiled without problems)\n".to_owned(),
             Err(d) => d.render(false),
         };
         let expected_path = case.with_extension("stderr");

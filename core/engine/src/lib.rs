@@ -102,8 +102,6 @@ pub struct RunControl {
     pub cancel: CancellationToken,
     /// Live events, for progress display.
     pub events: Option<mpsc::UnboundedSender<Event>>,
-    /// Called with the run id as soon as the run is recorded.
-    pub on_start: Option<Arc<dyn Fn(&str) + Send + Sync>>,
 }
 
 /// The engine: a store, an artifact store and options.
@@ -269,9 +267,6 @@ impl Engine {
         prior_items: HashMap<(String, usize), exec::Done>,
         ctl: RunControl,
     ) -> Result<RunReport, EngineError> {
-        if let Some(f) = &ctl.on_start {
-            f(&run_id);
-        }
         let logs = events::LogWriter::start(self.store.clone(), run_id.clone());
         let heartbeat = {
             let store = self.store.clone();

@@ -34,6 +34,47 @@ struct FanOut {
     started: i64,
 }
 
+/// Which steps have all their dependencies done: a count of unfinished deps per step.
+struct Readiness {
+    waiting: Vec<usize>,
+    dependants: Vec<Vec<usize>>,
+    ready: VecDeque<usize>,
+}
+
+impl Readiness {
+    fn new(plan: &Plan) -> Self {
+        let n = plan.steps.len();
+        let mut dependants = vec![Vec::new(); n];
+        let mut waiting = vec![0; n];
+        for (i, s) in plan.steps.iter().enumerate() {
+            waiting[i] = s.deps.len();
+            for &d in &s.deps {
+                dependants[d].push(i);
+            }
+        }
+        let ready = (0..n).filter(|i| waiting[*i] == 0).collect();
+        Readiness {
+            waiting,
+            dependants,
+            ready,
+        }
+    }
+
+    fn next(&mut self) -> Option<usize> {
+        self.ready.pop_front()
+    }
+
+    /// Step `i` has its result: its dependants wait for one step less.
+    fn complete(&mut self, i: usize) {
+        for &d in &self.dependants[i] {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.ready.push_back(d);
+            }
+        }
+    }
+}
+
 pub(crate) struct Scheduler {
     pub plan: Arc<Plan>,
     pub run_id: String,
@@ -67,7 +108,6 @@ impl Scheduler {
     ) -> Result<Ending, EngineError> {
         let n = self.plan.steps.len();
         let mut results: Vec<Option<StepResult>> = vec![None; n];
-        let mut started = vec![false; n];
         let mut fanouts: HashMap<usize, FanOut> = HashMap::new();
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let global = Arc::new(Semaphore::new(self.max_parallel.max(1)));
@@ -86,73 +126,59 @@ impl Scheduler {
         tokio::pin!(deadline);
         let mut timed_out = false;
 
+        let mut ready = Readiness::new(&self.plan);
         for (i, step) in self.plan.steps.iter().enumerate() {
             if let Some(prior) = self.prior_steps.remove(&step.id) {
                 results[i] = Some(prior);
-                started[i] = true;
+                ready.complete(i);
             }
         }
 
         loop {
             // Start everything that is ready.
-            if !cancel.is_cancelled() {
-                for i in 0..n {
-                    if started[i]
-                        || !self.plan.steps[i]
-                            .deps
-                            .iter()
-                            .all(|d| results[*d].is_some())
-                    {
-                        continue;
-                    }
-                    started[i] = true;
-                    if let Some(r) = self.start_step(i, &results, &mut fanouts).await? {
-                        results[i] = Some(r);
-                        continue;
-                    }
-                    if let Some(f) = fanouts.get_mut(&i) {
-                        while f.running < f.limit {
-                            let Some(item) = f.queue.pop_front() else {
-                                break;
-                            };
-                            f.running += 1;
-                            let job = self.job(
-                                i,
-                                Some(item),
-                                &results,
-                                &f.items[item],
-                                &global,
-                                &plugin_limits,
-                                &cancel,
-                            );
-                            tasks.spawn(job.run());
-                        }
-                        if f.queue.is_empty() && f.running == 0 {
-                            let f = fanouts.remove(&i).expect("fan-out exists");
-                            results[i] = Some(self.finish_fanout(i, f).await?);
-                        }
-                    } else {
+            while !cancel.is_cancelled() {
+                let Some(i) = ready.next() else { break };
+                if results[i].is_some() {
+                    continue;
+                }
+                if let Some(r) = self.start_step(i, &results, &mut fanouts).await? {
+                    results[i] = Some(r);
+                    ready.complete(i);
+                    continue;
+                }
+                if let Some(f) = fanouts.get_mut(&i) {
+                    while f.running < f.limit {
+                        let Some(item) = f.queue.pop_front() else {
+                            break;
+                        };
+                        f.running += 1;
                         let job = self.job(
                             i,
-                            None,
+                            Some(item),
                             &results,
-                            &Value::Null,
+                            &f.items[item],
                             &global,
                             &plugin_limits,
                             &cancel,
                         );
                         tasks.spawn(job.run());
                     }
-                }
-                // Steps that finished synchronously may have made others ready.
-                if (0..n).any(|i| {
-                    !started[i]
-                        && self.plan.steps[i]
-                            .deps
-                            .iter()
-                            .all(|d| results[*d].is_some())
-                }) {
-                    continue;
+                    if f.queue.is_empty() && f.running == 0 {
+                        let f = fanouts.remove(&i).expect("fan-out exists");
+                        results[i] = Some(self.finish_fanout(i, f).await?);
+                        ready.complete(i);
+                    }
+                } else {
+                    let job = self.job(
+                        i,
+                        None,
+                        &results,
+                        &Value::Null,
+                        &global,
+                        &plugin_limits,
+                        &cancel,
+                    );
+                    tasks.spawn(job.run());
                 }
             }
             if tasks.is_empty() {
@@ -179,6 +205,7 @@ impl Scheduler {
                         status: done.status,
                         outputs: done.outputs.unwrap_or(Value::Null),
                     });
+                    ready.complete(i);
                 }
                 Some(item) => {
                     let Some(f) = fanouts.get_mut(&i) else {
@@ -205,6 +232,7 @@ impl Scheduler {
                     if f.running == 0 && (f.queue.is_empty() || cancel.is_cancelled()) {
                         let f = fanouts.remove(&i).expect("fan-out exists");
                         results[i] = Some(self.finish_fanout(i, f).await?);
+                        ready.complete(i);
                     }
                 }
             }
@@ -219,18 +247,14 @@ impl Scheduler {
         } else {
             "the run was cancelled".to_owned()
         };
-        for i in 0..n {
-            if results[i].is_none() {
-                let mut rec = StepRecord::new(
-                    &self.run_id,
-                    &self.plan.steps[i].id,
-                    None,
-                    StepStatus::Cancelled,
-                );
+        for (step, result) in self.plan.steps.iter().zip(results.iter_mut()) {
+            if result.is_none() {
+                let mut rec =
+                    StepRecord::new(&self.run_id, &step.id, None, StepStatus::Cancelled);
                 rec.error = Some(json!({"code": "cancelled", "message": reason}));
                 rec.finished_at = Some(now_ms());
                 self.store.upsert_step(&rec).await?;
-                results[i] = Some(StepResult {
+                *result = Some(StepResult {
                     status: StepStatus::Cancelled,
                     outputs: Value::Null,
                 });

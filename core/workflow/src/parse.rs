@@ -309,11 +309,11 @@ impl P<'_> {
 
     fn located(&mut self, n: &Node) -> Located {
         let mut loc = Located::default();
-        loc.value = self.to_json(n, String::new(), &mut loc.spans, &mut loc.key_spans);
+        loc.value = self.convert(n, String::new(), &mut loc.spans, &mut loc.key_spans);
         loc
     }
 
-    fn to_json(
+    fn convert(
         &mut self,
         n: &Node,
         ptr: String,
@@ -327,7 +327,7 @@ impl P<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| self.to_json(item, format!("{ptr}/{i}"), spans, keys))
+                    .map(|(i, item)| self.convert(item, format!("{ptr}/{i}"), spans, keys))
                     .collect(),
             ),
             Node::Mapping(m) => {
@@ -338,7 +338,7 @@ impl P<'_> {
                         child.clone(),
                         self.c.source.scalar_span(k.span(), k.as_str()),
                     );
-                    let value = self.to_json(v, child, spans, keys);
+                    let value = self.convert(v, child, spans, keys);
                     obj.insert(k.as_str().to_owned(), value);
                 }
                 Value::Object(obj)

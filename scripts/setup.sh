@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs and starts what mediaflow needs on a Debian/Ubuntu machine. Safe to run again:
+# it only installs what is missing. Sourced by run-example.sh and test.sh.
+#   MEDIAFLOW_NEED_POSTGRES=1  also make sure PostgreSQL runs (the test suite needs it)
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "mediaflow is built with Rust: install it with rustup (https://rustup.rs), then run this again." >&2
+  exit 1
+fi
+
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  apt_install "${missing[@]}"
+fi
+
+if [ "${MEDIAFLOW_NEED_POSTGRES:-0}" = 1 ] && [ -z "${MEDIAFLOW_TEST_POSTGRES_URL:-}" ]; then
+  if ! command -v pg_isready >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_isready >/dev/null 2>&1; then
+    echo "installing PostgreSQL"
+    apt_install postgresql postgresql-client
+  fi
+  pg_isready_bin=$(command -v pg_isready || ls /usr/lib/postgresql/*/bin/pg_isready | head -n1)
+  if ! "$pg_isready_bin" -q -h 127.0.0.1 -p 5432; then
+    echo "starting PostgreSQL"
+    version=$(ls /etc/postgresql | sort -V | tail -n1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start \
+      || as_root service postgresql start
+    for _ in $(seq 1 60); do
+      "$pg_isready_bin" -q -h 127.0.0.1 -p 5432 && break
+      sleep 0.5
+    done
+  fi
+  if ! "$pg_isready_bin" -q -h 127.0.0.1 -p 5432; then
+    echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2
+    exit 1
+  fi
+  # The tests connect as `postgres` over TCP. A stock install wants a password there: give
+  # the local superuser one and tell the tests.
+  if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -qtAc 'select 1' >/dev/null 2>&1; then
+    as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    export MEDIAFLOW_TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+  fi
+fi
