@@ -142,7 +142,10 @@ async fn open_store(cli: &Cli) -> Result<(Store, ArtifactStore), Failure> {
     Ok((store, artifacts))
 }
 
-fn compile(file: &std::path::Path, registry: &Registry) -> Result<mediaflow_workflow::Plan, Failure> {
+fn compile(
+    file: &std::path::Path,
+    registry: &Registry,
+) -> Result<mediaflow_workflow::Plan, Failure> {
     compile_file(file, registry).map_err(|e| match e {
         CompileError::Invalid(d) => {
             eprint!("{}", d.render(display::color_stderr()));

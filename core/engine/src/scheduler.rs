@@ -249,8 +249,7 @@ impl Scheduler {
         };
         for (step, result) in self.plan.steps.iter().zip(results.iter_mut()) {
             if result.is_none() {
-                let mut rec =
-                    StepRecord::new(&self.run_id, &step.id, None, StepStatus::Cancelled);
+                let mut rec = StepRecord::new(&self.run_id, &step.id, None, StepStatus::Cancelled);
                 rec.error = Some(json!({"code": "cancelled", "message": reason}));
                 rec.finished_at = Some(now_ms());
                 self.store.upsert_step(&rec).await?;
