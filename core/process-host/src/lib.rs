@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mediaflow_plugin_api::{ArtifactRef, Descriptor, Plugin, PluginError, RunContext, Value};
-use mediaflow_protocol::{decode, encode, CallContext, HostMessage, PluginMessage, PROTOCOL_VERSION};
+use mediaflow_protocol::{
+    decode, encode, CallContext, HostMessage, PluginMessage, PROTOCOL_VERSION,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -46,7 +48,10 @@ pub struct PluginBinary {
 /// each directory of `MEDIAFLOW_PLUGINS_DIR` (`:`-separated), then `PATH`.
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         dirs.push(dir);
     }
     for var in ["MEDIAFLOW_PLUGINS_DIR", "PATH"] {
@@ -62,11 +67,15 @@ pub fn discover(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         found.sort();
         for path in found {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
             if !name.starts_with("mediaflow-") || name.contains('.') || !is_executable(&path) {
                 continue;
             }
@@ -84,13 +93,29 @@ fn is_executable(path: &Path) -> bool {
 }
 
 fn check_hello(path: &Path, line: &str) -> Result<PluginBinary, HostError> {
-    let bad = |message: String| HostError::Handshake { path: path.display().to_string(), message };
+    let bad = |message: String| HostError::Handshake {
+        path: path.display().to_string(),
+        message,
+    };
     match decode::<PluginMessage>(line).map_err(|e| bad(e.to_string()))? {
-        PluginMessage::Hello { protocol, name, version, plugins } => {
+        PluginMessage::Hello {
+            protocol,
+            name,
+            version,
+            plugins,
+        } => {
             if protocol != PROTOCOL_VERSION {
-                return Err(bad(mediaflow_protocol::ProtocolError::Version { got: protocol }.to_string()));
+                return Err(bad(mediaflow_protocol::ProtocolError::Version {
+                    got: protocol,
+                }
+                .to_string()));
             }
-            Ok(PluginBinary { path: path.to_path_buf(), name, version, descriptors: plugins })
+            Ok(PluginBinary {
+                path: path.to_path_buf(),
+                name,
+                version,
+                descriptors: plugins,
+            })
         }
         other => Err(bad(format!("expected a hello, got {other:?}"))),
     }
@@ -100,11 +125,21 @@ fn check_hello(path: &Path, line: &str) -> Result<PluginBinary, HostError> {
 pub async fn describe(path: &Path) -> Result<PluginBinary, HostError> {
     let out = tokio::time::timeout(
         Duration::from_secs(20),
-        Command::new(path).arg("--describe").stdin(Stdio::null()).stderr(Stdio::null()).output(),
+        Command::new(path)
+            .arg("--describe")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output(),
     )
     .await
-    .map_err(|_| HostError::Handshake { path: path.display().to_string(), message: "no answer to --describe in 20 s".into() })?
-    .map_err(|source| HostError::Spawn { path: path.display().to_string(), source })?;
+    .map_err(|_| HostError::Handshake {
+        path: path.display().to_string(),
+        message: "no answer to --describe in 20 s".into(),
+    })?
+    .map_err(|source| HostError::Spawn {
+        path: path.display().to_string(),
+        source,
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     check_hello(path, line)
@@ -137,7 +172,9 @@ pub struct Supervisor {
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Supervisor").field("path", &self.binary.path).finish_non_exhaustive()
+        f.debug_struct("Supervisor")
+            .field("path", &self.binary.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -149,7 +186,12 @@ fn crashed(name: &str, detail: String) -> PluginError {
 impl Supervisor {
     /// `env` is added to the plugin process's environment.
     pub fn new(binary: PluginBinary, env: Vec<(String, String)>) -> Arc<Self> {
-        Arc::new(Supervisor { binary, env, conn: tokio::sync::Mutex::new(None), starts: AtomicU32::new(0) })
+        Arc::new(Supervisor {
+            binary,
+            env,
+            conn: tokio::sync::Mutex::new(None),
+            starts: AtomicU32::new(0),
+        })
     }
 
     pub fn binary(&self) -> &PluginBinary {
@@ -164,7 +206,9 @@ impl Supervisor {
     /// The running process's pid, if it runs.
     pub async fn pid(&self) -> Option<u32> {
         let conn = self.conn.lock().await;
-        conn.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)).and_then(|c| c.pid)
+        conn.as_ref()
+            .filter(|c| c.alive.load(Ordering::SeqCst))
+            .and_then(|c| c.pid)
     }
 
     /// One [`Plugin`] per descriptor, all served by this process.
@@ -172,7 +216,12 @@ impl Supervisor {
         self.binary
             .descriptors
             .iter()
-            .map(|d| Arc::new(ProcessPlugin { descriptor: d.clone(), supervisor: self.clone() }) as Arc<dyn Plugin>)
+            .map(|d| {
+                Arc::new(ProcessPlugin {
+                    descriptor: d.clone(),
+                    supervisor: self.clone(),
+                }) as Arc<dyn Plugin>
+            })
             .collect()
     }
 
@@ -189,7 +238,10 @@ impl Supervisor {
         if let Some(c) = guard.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
             return Ok(c.clone());
         }
-        let conn = self.start().await.map_err(|e| PluginError::new("plugin_start", e.to_string()))?;
+        let conn = self
+            .start()
+            .await
+            .map_err(|e| PluginError::new("plugin_start", e.to_string()))?;
         *guard = Some(conn.clone());
         Ok(conn)
     }
@@ -203,9 +255,15 @@ impl Supervisor {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| HostError::Spawn { path: path.clone(), source })?;
+            .map_err(|source| HostError::Spawn {
+                path: path.clone(),
+                source,
+            })?;
         self.starts.fetch_add(1, Ordering::SeqCst);
-        let handshake = |message: &str| HostError::Handshake { path: path.clone(), message: message.to_owned() };
+        let handshake = |message: &str| HostError::Handshake {
+            path: path.clone(),
+            message: message.to_owned(),
+        };
         let stdin = child.stdin.take().ok_or_else(|| handshake("no stdin"))?;
         let stdout = child.stdout.take().ok_or_else(|| handshake("no stdout"))?;
         let stderr = child.stderr.take().ok_or_else(|| handshake("no stderr"))?;
@@ -242,7 +300,9 @@ impl Supervisor {
         let name = self.binary.name.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(msg) = decode::<PluginMessage>(&line) else { continue };
+                let Ok(msg) = decode::<PluginMessage>(&line) else {
+                    continue;
+                };
                 let id = match &msg {
                     PluginMessage::Progress { id, .. }
                     | PluginMessage::Log { id, .. }
@@ -250,7 +310,10 @@ impl Supervisor {
                     | PluginMessage::Error { id, .. } => *id,
                     PluginMessage::Hello { .. } => continue,
                 };
-                let done = matches!(msg, PluginMessage::Result { .. } | PluginMessage::Error { .. });
+                let done = matches!(
+                    msg,
+                    PluginMessage::Result { .. } | PluginMessage::Error { .. }
+                );
                 if let Ok(mut pending) = reader_conn.pending.lock() {
                     if let Some(tx) = pending.get(&id) {
                         let _ = tx.send(msg);
@@ -262,16 +325,30 @@ impl Supervisor {
             }
             // stdout closed: the process is gone. Fail whatever was in flight.
             reader_conn.alive.store(false, Ordering::SeqCst);
-            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            let last = tail.lock().map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            let last = tail
+                .lock()
+                .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default();
             let detail = if last.is_empty() {
                 format!("exited ({status}) during the call")
             } else {
                 format!("exited ({status}) during the call; its last output:\n{last}")
             };
-            let pending: Vec<_> = reader_conn.pending.lock().map(|mut p| p.drain().collect()).unwrap_or_default();
+            let pending: Vec<_> = reader_conn
+                .pending
+                .lock()
+                .map(|mut p| p.drain().collect())
+                .unwrap_or_default();
             for (id, tx) in pending {
-                let _ = tx.send(PluginMessage::Error { id, error: crashed(&name, detail.clone()) });
+                let _ = tx.send(PluginMessage::Error {
+                    id,
+                    error: crashed(&name, detail.clone()),
+                });
             }
         });
         Ok(conn)
@@ -336,7 +413,8 @@ impl Plugin for ProcessPlugin {
         for a in refs {
             artifacts.insert(a.sha256.clone(), cx.artifact_path(&a).await?);
         }
-        let scratch = tempfile::tempdir().map_err(|e| PluginError::new("io", format!("cannot make a scratch dir: {e}")))?;
+        let scratch = tempfile::tempdir()
+            .map_err(|e| PluginError::new("io", format!("cannot make a scratch dir: {e}")))?;
         let conn = self.supervisor.connection().await?;
         let id = conn.next_id.fetch_add(1, Ordering::SeqCst);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -377,7 +455,9 @@ impl Plugin for ProcessPlugin {
                 }
             };
             match msg {
-                Some(PluginMessage::Progress { fraction, message, .. }) => cx.progress(fraction, message.as_deref()),
+                Some(PluginMessage::Progress {
+                    fraction, message, ..
+                }) => cx.progress(fraction, message.as_deref()),
                 Some(PluginMessage::Log { level, message, .. }) => cx.log(level, &message),
                 Some(PluginMessage::Result { mut outputs, .. }) => {
                     import_outputs(&mut outputs, scratch.path(), cx).await?;

@@ -78,8 +78,12 @@ impl Artifacts for CallArtifacts {
     ) -> Result<ArtifactRef, PluginError> {
         let bytes = tokio::fs::read(path).await.map_err(|e| io_err(path, e))?;
         let name = path.file_name().and_then(|n| n.to_str());
-        self.put_bytes(&bytes, media_type.unwrap_or("application/octet-stream"), name)
-            .await
+        self.put_bytes(
+            &bytes,
+            media_type.unwrap_or("application/octet-stream"),
+            name,
+        )
+        .await
     }
 
     async fn path(&self, artifact: &ArtifactRef) -> Result<PathBuf, PluginError> {
@@ -156,11 +160,19 @@ pub async fn serve_with_args(
                     t.cancel();
                 }
             }
-            HostMessage::Run { id, plugin, config, context } => {
+            HostMessage::Run {
+                id,
+                plugin,
+                config,
+                context,
+            } => {
                 let Some(p) = by_name.get(&plugin).cloned() else {
                     let _ = tx.send(PluginMessage::Error {
                         id,
-                        error: PluginError::fatal("unknown_plugin", format!("{name} has no plugin `{plugin}`")),
+                        error: PluginError::fatal(
+                            "unknown_plugin",
+                            format!("{name} has no plugin `{plugin}`"),
+                        ),
                     });
                     continue;
                 };
@@ -193,7 +205,14 @@ async fn run_one(
     token: CancellationToken,
     tx: mpsc::UnboundedSender<PluginMessage>,
 ) -> PluginMessage {
-    let CallContext { run_id, step_id, item_index, attempt, artifacts, scratch_dir } = context;
+    let CallContext {
+        run_id,
+        step_id,
+        item_index,
+        attempt,
+        artifacts,
+        scratch_dir,
+    } = context;
     let cx = RunContext::new(
         run_id,
         step_id,
@@ -201,7 +220,10 @@ async fn run_one(
         attempt,
         token,
         Arc::new(Sink { id, out: tx }),
-        Arc::new(CallArtifacts { inputs: artifacts, scratch: scratch_dir }),
+        Arc::new(CallArtifacts {
+            inputs: artifacts,
+            scratch: scratch_dir,
+        }),
     );
     // A panic in one call becomes that call's error; the process keeps serving.
     let handle = tokio::spawn(async move { plugin.run(config, &cx).await });
@@ -218,7 +240,10 @@ async fn run_one(
                         .or_else(|| p.downcast_ref::<String>().cloned())
                 })
                 .unwrap_or_else(|| "unknown panic".into());
-            PluginMessage::Error { id, error: PluginError::fatal("panic", format!("the plugin panicked: {msg}")) }
+            PluginMessage::Error {
+                id,
+                error: PluginError::fatal("panic", format!("the plugin panicked: {msg}")),
+            }
         }
     }
 }

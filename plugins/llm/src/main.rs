@@ -1,1 +1,25 @@
-fn main(){}
+//! `mediaflow-llm`: llama.cpp text generation as a mediaflow plugin process.
+//! mediaflow starts it on demand and talks to it over stdin/stdout.
+
+use std::sync::Arc;
+
+mod cache;
+mod generate;
+mod plugin;
+
+#[tokio::main]
+async fn main() {
+    let plugin = match plugin::Generate::new() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mediaflow-llm: cannot start llama.cpp: {e}");
+            std::process::exit(1);
+        }
+    };
+    mediaflow_protocol::serve(
+        "mediaflow-llm",
+        env!("CARGO_PKG_VERSION"),
+        vec![Arc::new(plugin)],
+    )
+    .await;
+}

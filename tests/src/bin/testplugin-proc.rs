@@ -29,7 +29,9 @@ impl Plugin for Echo {
             _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
             _ = cx.cancelled() => return Err(PluginError::cancelled()),
         }
-        Ok(json!({"value": config.get("value").cloned().unwrap_or(Value::Null), "pid": std::process::id()}))
+        Ok(
+            json!({"value": config.get("value").cloned().unwrap_or(Value::Null), "pid": std::process::id()}),
+        )
     }
 }
 
@@ -45,8 +47,16 @@ impl Plugin for Upper {
             .and_then(ArtifactRef::from_value)
             .ok_or_else(|| PluginError::fatal("bad_config", "`file` must be an artifact"))?;
         let path = cx.artifact_path(&input).await?;
-        let text = std::fs::read_to_string(&path).map_err(|e| PluginError::new("io", e.to_string()))?;
-        let out = cx.artifacts().put_bytes(text.to_uppercase().as_bytes(), "text/plain", Some("upper.txt")).await?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| PluginError::new("io", e.to_string()))?;
+        let out = cx
+            .artifacts()
+            .put_bytes(
+                text.to_uppercase().as_bytes(),
+                "text/plain",
+                Some("upper.txt"),
+            )
+            .await?;
         Ok(json!({"file": out.to_value()}))
     }
 }
@@ -77,6 +87,10 @@ async fn main() {
     let abort = Descriptor::new("proc.abort", "1.0.0", "crashes its process")
         .output(Port::new("never", ValueType::Any))
         .not_cacheable();
-    let plugins: Vec<Arc<dyn Plugin>> = vec![Arc::new(Echo(echo)), Arc::new(Upper(upper)), Arc::new(Abort(abort))];
+    let plugins: Vec<Arc<dyn Plugin>> = vec![
+        Arc::new(Echo(echo)),
+        Arc::new(Upper(upper)),
+        Arc::new(Abort(abort)),
+    ];
     mediaflow_protocol::serve("testplugin-proc", "1.0.0", plugins).await;
 }

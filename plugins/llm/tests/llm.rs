@@ -1,0 +1,275 @@
+//! `llm.generate` on the real SmolLM2-135M-Instruct model, through the process protocol and
+//! the engine. The model must be pulled first (`scripts/test.sh` does it):
+//! `mediaflow models pull smollm2-135m-instruct`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediaflow_engine::{EngineOptions, RunControl};
+use mediaflow_process_host::{describe, Supervisor};
+use mediaflow_store::{RunStatus, StepStatus};
+use mediaflow_tests::{Db, Harness};
+use serde_json::{json, Value};
+
+const MODEL: &str = "smollm2-135m-instruct";
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("MEDIAFLOW_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".local/share/mediaflow/models")
+        })
+}
+
+fn require_model() {
+    let store = mediaflow_models::ModelStore::open(models_dir()).unwrap();
+    if let Err(e) = store.resolve(MODEL) {
+        panic!(
+            "{e}: {} (or run ./scripts/test.sh, which pulls it)",
+            e.help().unwrap_or_default()
+        );
+    }
+}
+
+async fn llm_harness(models: &Path) -> (Harness, Arc<Supervisor>) {
+    let mut h = Harness::new(Db::Sqlite).await;
+    let binary = describe(Path::new(env!("CARGO_BIN_EXE_mediaflow-llm")))
+        .await
+        .expect("mediaflow-llm describes itself");
+    let sup = Supervisor::new(
+        binary,
+        vec![("MEDIAFLOW_MODELS".into(), models.display().to_string())],
+    );
+    for p in sup.plugins() {
+        h.registry.register(p);
+    }
+    (h, sup)
+}
+
+fn no_cache() -> EngineOptions {
+    EngineOptions {
+        no_cache: true,
+        ..EngineOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_generation_is_deterministic_and_stop_strings_work() {
+    require_model();
+    let (h, sup) = llm_harness(&models_dir()).await;
+    let flow = format!(
+        r#"
+steps:
+  gen:
+    uses: llm.generate
+    with: {{ model: {MODEL}, prompt: "Name three rivers in England.", temperature: 0, seed: 7, max_tokens: 40 }}
+  count:
+    uses: llm.generate
+    with: {{ model: {MODEL}, raw: true, prompt: "1, 2, 3, 4, 5,", temperature: 0, max_tokens: 30, stop: [" 9"] }}
+"#
+    );
+    let a = h
+        .run_with(&flow, json!({}), no_cache(), RunControl::default())
+        .await;
+    let b = h
+        .run_with(&flow, json!({}), no_cache(), RunControl::default())
+        .await;
+    assert_eq!(a.status, RunStatus::Succeeded, "{a:?}");
+    let text = a.steps["gen"].outputs["text"].as_str().unwrap();
+    assert!(!text.trim().is_empty());
+    assert_eq!(
+        a.steps["gen"].outputs["text"], b.steps["gen"].outputs["text"],
+        "same settings, same text"
+    );
+    assert!(a.steps["gen"].outputs["tokens_per_s"].as_f64().unwrap() > 0.0);
+    let counted = a.steps["count"].outputs["text"].as_str().unwrap();
+    assert_eq!(
+        a.steps["count"].outputs["finish_reason"], "stop",
+        "{counted:?}"
+    );
+    assert!(
+        counted.contains('8') && !counted.contains('9'),
+        "stopped before 9: {counted:?}"
+    );
+    assert_eq!(
+        sup.starts(),
+        1,
+        "the model stays loaded in one process across runs"
+    );
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+const SNIPPETS: [&str; 10] = [
+    "Heavy rain flooded the main road into Carlisle on Monday, and police closed it for six hours.",
+    "The national orchestra announced a free summer concert series in five city parks.",
+    "A local bakery won the regional award for the best sourdough loaf for the third year running.",
+    "Train drivers will strike on Friday after talks over pay broke down, the union said.",
+    "Scientists at the university found a new species of beetle in an old oak forest.",
+    "The football club sacked its manager after a run of eight defeats in ten games.",
+    "A fire at a warehouse near the docks was brought under control by forty firefighters.",
+    "The town's library will stay open until 10pm on weekdays from next month.",
+    "Electricity prices will fall by four percent in April, the energy regulator said.",
+    "A hospital trust opened a new children's ward with twenty beds and a play area.",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_output_parses_and_validates_for_ten_prompts() {
+    require_model();
+    let (h, sup) = llm_harness(&models_dir()).await;
+    let schema = json!({
+        "type": "object",
+        "required": ["headline", "people", "places", "organisations"],
+        "properties": {
+            "headline": {"type": "string", "minLength": 5, "maxLength": 100},
+            "people": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 40}},
+            "places": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 40}},
+            "organisations": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 40}}
+        }
+    });
+    let flow = format!(
+        r#"
+inputs:
+  snippets: list
+steps:
+  extract:
+    uses: llm.generate
+    for_each: ${{{{ inputs.snippets }}}}
+    with:
+      model: {MODEL}
+      system: Extract facts from news. Answer with JSON only.
+      prompt: "Give a headline and the people, places and organisations named in: ${{{{ item }}}}"
+      temperature: 0
+      max_tokens: 300
+      json_schema: {schema}
+"#
+    );
+    let r = h.run(&flow, json!({"snippets": SNIPPETS})).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let outputs = r.steps["extract"].outputs.as_array().unwrap();
+    assert_eq!(outputs.len(), 10);
+    for (i, o) in outputs.iter().enumerate() {
+        let parsed: Value = serde_json::from_str(o["text"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("prompt {i}: {e}: {o}"));
+        assert!(validator.is_valid(&parsed), "prompt {i}: {parsed}");
+        assert_eq!(parsed, o["json"]);
+    }
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_gguf_fails_its_step_and_everything_survives() {
+    require_model();
+    let (h, sup) = llm_harness(&models_dir()).await;
+    let real = mediaflow_models::ModelStore::open(models_dir())
+        .unwrap()
+        .resolve(MODEL)
+        .unwrap();
+    let bytes = std::fs::read(&real).unwrap();
+    let broken = h.dir.path().join("truncated.gguf");
+    std::fs::write(&broken, &bytes[..bytes.len() / 3]).unwrap();
+    let garbage = h.dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model at all").unwrap();
+    let flow = format!(
+        r#"
+steps:
+  truncated: {{ uses: llm.generate, with: {{ model: "{}", prompt: hi, max_tokens: 5 }} }}
+  garbage: {{ uses: llm.generate, needs: [truncated_done], with: {{ model: "{}", prompt: hi, max_tokens: 5 }} }}
+  truncated_done: {{ uses: core.delay, with: {{ duration: 0 }} }}
+  fine: {{ uses: llm.generate, needs: [garbage_done], with: {{ model: {MODEL}, prompt: "Say hello.", max_tokens: 8, temperature: 0 }} }}
+  garbage_done: {{ uses: core.delay, with: {{ duration: 0 }} }}
+"#,
+        broken.display(),
+        garbage.display()
+    );
+    let r = h.run(&flow, json!({})).await;
+    for step in ["truncated", "garbage"] {
+        let s = &r.steps[step];
+        assert_eq!(s.status, StepStatus::Failed, "{step}");
+        let e = s.error.clone().unwrap();
+        assert_eq!(e["code"], "model_load", "{step}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains("cannot load model"),
+            "{e}"
+        );
+    }
+    assert_eq!(r.steps["fine"].status, StepStatus::Succeeded);
+    assert_eq!(sup.starts(), 1, "the plugin process survived the bad files");
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_model_names_the_pull_command() {
+    let empty = tempfile::tempdir().unwrap();
+    let (h, sup) = llm_harness(empty.path()).await;
+    let r = h
+        .run(
+            &format!(
+                "steps:\n  g: {{ uses: llm.generate, with: {{ model: {MODEL}, prompt: hi }} }}\n"
+            ),
+            json!({}),
+        )
+        .await;
+    let e = r.steps["g"].error.clone().unwrap();
+    assert_eq!(e["code"], "model_not_installed");
+    assert!(
+        e["help"]
+            .as_str()
+            .unwrap()
+            .contains("mediaflow models pull smollm2-135m-instruct"),
+        "{e}"
+    );
+    assert_eq!(r.steps["g"].attempts, 1, "not retried");
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_plugin_process_mid_generation_fails_only_that_step() {
+    require_model();
+    let (h, sup) = llm_harness(&models_dir()).await;
+    let killer = {
+        let sup = sup.clone();
+        tokio::spawn(async move {
+            for _ in 0..500 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Some(pid) = sup.pid().await {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let _ = std::process::Command::new("kill")
+                        .arg("-9")
+                        .arg(pid.to_string())
+                        .status();
+                    return;
+                }
+            }
+        })
+    };
+    let flow = format!(
+        r#"
+steps:
+  long: {{ uses: llm.generate, with: {{ model: {MODEL}, raw: true, prompt: "Once upon a time", max_tokens: 2000, temperature: 0 }} }}
+  independent: {{ uses: text.template, with: {{ template: still here }} }}
+"#
+    );
+    let r = h
+        .run_with(&flow, json!({}), no_cache(), RunControl::default())
+        .await;
+    killer.await.unwrap();
+    assert_eq!(r.steps["long"].status, StepStatus::Failed, "{r:?}");
+    assert_eq!(
+        r.steps["long"].error.as_ref().unwrap()["code"],
+        "plugin_crashed"
+    );
+    assert_eq!(r.steps["independent"].status, StepStatus::Succeeded);
+    // The next call starts a fresh process.
+    let again = h.run(&format!("steps:\n  g: {{ uses: llm.generate, with: {{ model: {MODEL}, prompt: hi, max_tokens: 4 }} }}\n"), json!({})).await;
+    assert_eq!(again.status, RunStatus::Succeeded);
+    assert_eq!(sup.starts(), 2);
+    sup.shutdown().await;
+    h.cleanup().await;
+}
