@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, on SQLite and PostgreSQL. Installs and starts whatever is missing
-# (PostgreSQL included) first.
+# The whole test suite, on SQLite and PostgreSQL, with real models. Installs and starts
+# whatever is missing (build tools, PostgreSQL, the models the tests use) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MEDIAFLOW_NEED_POSTGRES=1
 source scripts/setup.sh
+
+export MEDIAFLOW_MODELS=${MEDIAFLOW_MODELS:-$HOME/.local/share/mediaflow/models}
+cargo build -p mediaflow-cli
+"${CARGO_TARGET_DIR:-target}/debug/mediaflow" models pull smollm2-135m-instruct
 
 cargo test --workspace "$@"

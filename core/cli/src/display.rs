@@ -40,6 +40,7 @@ pub async fn follow(mut rx: UnboundedReceiver<Event>, _json: bool) {
     let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    let mut shown = std::collections::HashSet::new();
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::StepStarted {
@@ -76,7 +77,13 @@ pub async fn follow(mut rx: UnboundedReceiver<Event>, _json: bool) {
                 let text = format!("{:>3.0}% {}", fraction * 100.0, message.unwrap_or_default());
                 match bars.get(&name) {
                     Some(bar) => bar.set_message(text),
-                    None if !tty => eprintln!("{name}: {text}"),
+                    // Plain output: a line per quarter, not per update.
+                    None if !tty => {
+                        let quarter = (fraction * 4.0) as u8;
+                        if shown.insert((name.clone(), quarter)) && quarter > 0 {
+                            eprintln!("{name}: {text}");
+                        }
+                    }
                     None => {}
                 }
             }

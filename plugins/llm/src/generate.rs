@@ -159,9 +159,7 @@ pub fn generate(
     let wanted = req
         .context
         .unwrap_or(tokens.len() as u32 + req.max_tokens + 8);
-    if tokens.len() as u32 + 1 > train.min(wanted.max(tokens.len() as u32 + 1))
-        && tokens.len() as u32 >= train
-    {
+    if tokens.len() as u32 >= train {
         return Err(err(
             "prompt_too_long",
             format!(
@@ -240,7 +238,7 @@ pub fn generate(
                 break;
             }
         }
-        if n_gen % 16 == 0 {
+        if n_gen.is_multiple_of(16) {
             progress(n_gen as f32 / req.max_tokens as f32);
         }
         batch.clear();
