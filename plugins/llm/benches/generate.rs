@@ -1,9 +1,12 @@
 //! Generation speed of `llm.generate` (engine → process protocol → llama.cpp) against
-//! llama.cpp's own `llama-bench`, built from the very llama.cpp sources the `llama-cpp-sys-2`
-//! crate vendors, on the same GGUF, threads and token counts, side by side in one run.
+//! llama.cpp itself: `benches/reference.cpp`, a plain C++ generation loop compiled against
+//! the llama.cpp sources the `llama-cpp-sys-2` crate vendors and linked with the static
+//! libraries that crate built. (The crate ships llama.cpp without the sources of its tools,
+//! so `llama-bench` cannot be built from it.) Same GGUF, prompt, threads and token count,
+//! greedy, side by side in one run.
 //!
 //! `cargo bench -p mediaflow-llm --bench generate` (needs `mediaflow models pull
-//! smollm2-135m-instruct`; the first run builds llama-bench with cmake, ~3 min).
+//! smollm2-135m-instruct`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,41 +41,49 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
-fn llama_bench() -> PathBuf {
-    let src = vendored_llama_cpp()
-        .expect("llama-cpp-sys-2 0.1.160 sources in the cargo registry (cargo fetch)");
-    let build = target_dir().join("llama-bench-reference");
-    let bin = build.join("bin/llama-bench");
-    if bin.is_file() {
-        return bin;
-    }
-    eprintln!("building llama-bench from {} (once)…", src.display());
-    let ok = Command::new("cmake")
-        .arg("-S")
-        .arg(&src)
-        .arg("-B")
-        .arg(&build)
+/// The static libraries llama-cpp-sys-2 built for this profile (the newest build).
+fn llama_libs() -> PathBuf {
+    let build = target_dir().join("release/build");
+    std::fs::read_dir(&build)
+        .expect("a release build")
+        .flatten()
+        .map(|e| e.path().join("out/lib"))
+        .filter(|p| p.join("libllama.a").is_file())
+        .max_by_key(|p| {
+            std::fs::metadata(p.join("libllama.a"))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .expect("libllama.a built by llama-cpp-sys-2")
+}
+
+/// Compiles `reference.cpp` against the vendored headers and the crate's own libraries.
+fn reference_binary() -> PathBuf {
+    let src = vendored_llama_cpp().expect("llama-cpp-sys-2 0.1.160 sources in the cargo registry");
+    let bin = target_dir().join("llama-reference");
+    let ok = Command::new("c++")
+        .args(["-O3", "-march=native", "-std=c++17"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference.cpp"))
+        .arg("-I")
+        .arg(src.join("include"))
+        .arg("-I")
+        .arg(src.join("ggml/include"))
+        .arg("-L")
+        .arg(llama_libs())
         .args([
-            "-DCMAKE_BUILD_TYPE=Release",
-            "-DGGML_NATIVE=ON",
-            "-DLLAMA_CURL=OFF",
-            "-DLLAMA_BUILD_TESTS=OFF",
-            "-DLLAMA_BUILD_EXAMPLES=OFF",
-            "-DLLAMA_BUILD_SERVER=OFF",
-            "-DLLAMA_BUILD_TOOLS=ON",
-            "-DBUILD_SHARED_LIBS=OFF",
+            "-lllama",
+            "-lggml",
+            "-lggml-cpu",
+            "-lggml-base",
+            "-fopenmp",
+            "-lpthread",
+            "-o",
         ])
+        .arg(&bin)
         .status()
         .map(|s| s.success())
-        .unwrap_or(false)
-        && Command::new("cmake")
-            .arg("--build")
-            .arg(&build)
-            .args(["--target", "llama-bench", "-j", "2"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    assert!(ok && bin.is_file(), "could not build llama-bench");
+        .unwrap_or(false);
+    assert!(ok, "could not build the llama.cpp reference");
     bin
 }
 
@@ -95,40 +106,26 @@ fn main() {
             }
         };
 
-    // llama.cpp's reference: prompt processing of 64 tokens and generation of 128.
-    let bench = llama_bench();
-    let out = Command::new(&bench)
-        .arg("-m")
-        .arg(&model)
-        .args([
-            "-p",
-            "64",
-            "-n",
-            &GEN.to_string(),
-            "-t",
-            &THREADS.to_string(),
-            "-r",
-            &REPS.to_string(),
-            "-o",
-            "json",
-        ])
-        .output()
-        .expect("llama-bench runs");
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "llama-bench output: {e}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let pick = |pp: u64, tg: u64| {
-        rows.as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["n_prompt"] == pp && r["n_gen"] == tg)
-            .and_then(|r| r["avg_ts"].as_f64())
-            .unwrap_or(f64::NAN)
-    };
-    let (ref_pp, ref_tg) = (pick(64, 0), pick(0, GEN as u64));
+    let prompt =
+        "The history of the city begins in Roman times, when a fort was built on the river. "
+            .repeat(4);
+    // llama.cpp's reference: same prompt, same number of generated tokens, greedy.
+    let reference = reference_binary();
+    let (mut ref_pp, mut ref_tg) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        let out = Command::new(&reference)
+            .arg(&model)
+            .arg(&prompt)
+            .arg(GEN.to_string())
+            .arg(THREADS.to_string())
+            .output()
+            .expect("the reference runs");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("reference JSON");
+        ref_pp.push(v["pp_tps"].as_f64().unwrap_or(f64::NAN));
+        ref_tg.push(v["tg_tps"].as_f64().unwrap_or(f64::NAN));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (ref_pp, ref_tg) = (mean(&ref_pp), mean(&ref_tg));
 
     // mediaflow: the same model and threads, greedy, through the engine and the protocol.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -142,7 +139,6 @@ fn main() {
         for p in sup.plugins() {
             h.registry.register(p);
         }
-        let prompt = "The history of the city begins in Roman times, when a fort was built on the river. ".repeat(4);
         let flow = format!(
             "steps:\n  g: {{ uses: llm.generate, with: {{ model: {MODEL}, raw: true, prompt: {prompt:?}, temperature: 0, max_tokens: {GEN}, threads: {THREADS} }} }}\n"
         );
@@ -160,15 +156,12 @@ fn main() {
         }
         sup.shutdown().await;
         h.cleanup().await;
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         (mean(&tg), mean(&pp), mean(&wall))
     });
-    println!(
-        "\nllm.generate vs llama.cpp llama-bench — {MODEL}, {THREADS} threads, {REPS} runs each"
-    );
+    println!("\nllm.generate vs llama.cpp's C API — {MODEL}, {THREADS} threads, {REPS} runs each");
     println!(
         "{:<34} {:>12} {:>12} {:>8}",
-        "", "llama-bench", "mediaflow", "ratio"
+        "", "llama.cpp", "mediaflow", "ratio"
     );
     println!(
         "{:<34} {:>12.1} {:>12.1} {:>7.1}%",
@@ -179,7 +172,7 @@ fn main() {
     );
     println!(
         "{:<34} {:>12.1} {:>12.1} {:>7.1}%",
-        "prompt tokens/s (pp64 / ~80)",
+        "prompt tokens/s (same prompt)",
         ref_pp,
         pp,
         100.0 * pp / ref_pp

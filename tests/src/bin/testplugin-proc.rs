@@ -25,9 +25,11 @@ impl Plugin for Echo {
         let ms = config.get("ms").and_then(Value::as_u64).unwrap_or(0);
         cx.info(&format!("echo in pid {}", std::process::id()));
         cx.progress(0.5, Some("half way"));
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
-            _ = cx.cancelled() => return Err(PluginError::cancelled()),
+        if ms > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                _ = cx.cancelled() => return Err(PluginError::cancelled()),
+            }
         }
         Ok(
             json!({"value": config.get("value").cloned().unwrap_or(Value::Null), "pid": std::process::id()}),
