@@ -374,3 +374,24 @@ pub fn noop_dag(n: usize, wide: bool) -> String {
     }
     y
 }
+
+/// Kills a supervised plugin process with SIGKILL `after` it was first seen running
+/// (polling for up to 10 s). Await the handle to know it happened.
+pub fn kill_when_running(
+    sup: Arc<mediaflow_process_host::Supervisor>,
+    after: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for _ in 0..500 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(pid) = sup.pid().await {
+                tokio::time::sleep(after).await;
+                let _ = std::process::Command::new("kill")
+                    .arg("-9")
+                    .arg(pid.to_string())
+                    .status();
+                return;
+            }
+        }
+    })
+}

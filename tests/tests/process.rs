@@ -120,22 +120,7 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_process_mid_step_is_retried() {
     let (h, sup) = harness_with_process().await;
-    let killer = {
-        let sup = sup.clone();
-        tokio::spawn(async move {
-            for _ in 0..200 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Some(pid) = sup.pid().await {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    let _ = std::process::Command::new("kill")
-                        .arg("-9")
-                        .arg(pid.to_string())
-                        .status();
-                    return;
-                }
-            }
-        })
-    };
+    let killer = mediaflow_tests::kill_when_running(sup.clone(), Duration::from_millis(200));
     let r = h.run(r#"
 steps:
   long: { uses: proc.echo, cache: false, retry: { max_attempts: 2, backoff: 10ms }, with: { value: 1, ms: 1500 } }

@@ -355,6 +355,19 @@ impl Supervisor {
     }
 }
 
+static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A per-call directory for output artifacts, removed when the call ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// One plugin served by a [`Supervisor`]'s process.
 pub struct ProcessPlugin {
     descriptor: Descriptor,
@@ -413,8 +426,12 @@ impl Plugin for ProcessPlugin {
         for a in refs {
             artifacts.insert(a.sha256.clone(), cx.artifact_path(&a).await?);
         }
-        let scratch = tempfile::tempdir()
-            .map_err(|e| PluginError::new("io", format!("cannot make a scratch dir: {e}")))?;
+        // The plugin creates the scratch dir only if it writes an artifact.
+        let scratch = Scratch(std::env::temp_dir().join(format!(
+            "mediaflow-scratch-{}-{}",
+            std::process::id(),
+            SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed)
+        )));
         let conn = self.supervisor.connection().await?;
         let id = conn.next_id.fetch_add(1, Ordering::SeqCst);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -435,7 +452,7 @@ impl Plugin for ProcessPlugin {
                 item_index: cx.item_index,
                 attempt: cx.attempt,
                 artifacts,
-                scratch_dir: scratch.path().to_path_buf(),
+                scratch_dir: scratch.0.as_path().to_path_buf(),
             },
         };
         if let Err(e) = conn.send(&request).await {
@@ -460,7 +477,7 @@ impl Plugin for ProcessPlugin {
                 }) => cx.progress(fraction, message.as_deref()),
                 Some(PluginMessage::Log { level, message, .. }) => cx.log(level, &message),
                 Some(PluginMessage::Result { mut outputs, .. }) => {
-                    import_outputs(&mut outputs, scratch.path(), cx).await?;
+                    import_outputs(&mut outputs, scratch.0.as_path(), cx).await?;
                     return Ok(outputs);
                 }
                 Some(PluginMessage::Error { error, .. }) => return Err(error),

@@ -233,22 +233,7 @@ async fn a_missing_model_names_the_pull_command() {
 async fn killing_the_plugin_process_mid_generation_fails_only_that_step() {
     require_model();
     let (h, sup) = llm_harness(&models_dir()).await;
-    let killer = {
-        let sup = sup.clone();
-        tokio::spawn(async move {
-            for _ in 0..500 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Some(pid) = sup.pid().await {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    let _ = std::process::Command::new("kill")
-                        .arg("-9")
-                        .arg(pid.to_string())
-                        .status();
-                    return;
-                }
-            }
-        })
-    };
+    let killer = mediaflow_tests::kill_when_running(sup.clone(), Duration::from_millis(300));
     let flow = format!(
         r#"
 steps:
