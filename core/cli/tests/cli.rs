@@ -354,3 +354,45 @@ fn run_resume_flag_after_kill_9_on_postgres() {
     kill_and_resume(Some(url.clone()), true);
     rt().block_on(mediaflow_tests::drop_postgres(&url));
 }
+
+#[test]
+fn models_are_listed_added_verified_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let cmd = |args: &[&str]| {
+        let mut c = bin();
+        c.env("MEDIAFLOW_MODELS", &models)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("models")
+            .args(args);
+        run(&mut c)
+    };
+    let (code, out, _) = cmd(&["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("smollm2-135m-instruct") && out.contains("gemma3-270m"),
+        "{out}"
+    );
+    let (code, _, err) = cmd(&["pull", "gpt-17"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown model `gpt-17`"), "{err}");
+    let own = dir.path().join("own.gguf");
+    std::fs::write(&own, b"GGUF and then some bytes").unwrap();
+    let (code, out, err) = cmd(&["add", "desk-model", "--path", own.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("gguf"), "{out}");
+    let (code, out, _) = cmd(&["verify"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("✔ desk-model: ok"), "{out}");
+    std::fs::write(&own, b"GGUF changed behind our back").unwrap();
+    let (code, out, _) = cmd(&["verify"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("✘ desk-model"), "{out}");
+    let (code, _, _) = cmd(&["rm", "desk-model"]);
+    assert_eq!(code, 0);
+    assert!(
+        own.exists(),
+        "an added model's file is the user's: rm only forgets it"
+    );
+}
