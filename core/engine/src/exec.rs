@@ -374,16 +374,7 @@ impl Job {
             Ok(Err(e)) if e.code == "cancelled" && self.cancel.is_cancelled() => Attempt::Cancelled,
             Ok(Err(e)) => Attempt::Err(e),
             Err(join) if join.is_panic() => {
-                let payload = join.into_panic();
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                Attempt::Err(PluginError::fatal(
-                    "panic",
-                    format!("the plugin panicked: {msg}"),
-                ))
+                Attempt::Err(PluginError::from_panic(join.into_panic().as_ref()))
             }
             Err(_) => Attempt::Cancelled,
         }

@@ -45,6 +45,16 @@ impl PluginError {
     pub fn cancelled() -> Self {
         PluginError::fatal("cancelled", "the step was cancelled")
     }
+
+    /// The error for a plugin that panicked, from the panic's payload.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        PluginError::fatal("panic", format!("the plugin panicked: {msg}"))
+    }
 }
 
 /// A problem found by [`crate::Plugin::validate`]. `pointer` is a JSON pointer into the

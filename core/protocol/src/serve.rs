@@ -230,20 +230,12 @@ async fn run_one(
     match handle.await {
         Ok(Ok(outputs)) => PluginMessage::Result { id, outputs },
         Ok(Err(error)) => PluginMessage::Error { id, error },
-        Err(e) => {
-            let msg = e
-                .try_into_panic()
-                .ok()
-                .and_then(|p| {
-                    p.downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                })
-                .unwrap_or_else(|| "unknown panic".into());
-            PluginMessage::Error {
-                id,
-                error: PluginError::fatal("panic", format!("the plugin panicked: {msg}")),
-            }
-        }
+        Err(e) => PluginMessage::Error {
+            id,
+            error: match e.try_into_panic() {
+                Ok(payload) => PluginError::from_panic(payload.as_ref()),
+                Err(e) => PluginError::new("aborted", format!("the call was aborted: {e}")),
+            },
+        },
     }
 }
