@@ -8,8 +8,9 @@ use mediaflow_workflow::Plan;
 use miette::miette;
 use serde_json::{Map, Value};
 
-/// Parses every `--input`. `name=@PATH` imports the file for a `file` input, and reads JSON
-/// or YAML for any other input; a plain value is JSON if it parses, else a string.
+/// Parses every `--input`. `name=@PATH` imports the file for a `file` input, reads the text
+/// for a `string` input, and reads JSON or YAML for any other input; a plain value is JSON if
+/// it parses, else a string.
 pub async fn parse(
     raw: &[String],
     plan: &Plan,
@@ -30,6 +31,10 @@ pub async fn parse(
                     .map_err(|e| miette!("input `{name}`: {e}"))?;
                 artifact.to_value()
             }
+            (Some(path), Some(ValueType::String)) => Value::String(
+                std::fs::read_to_string(path)
+                    .map_err(|e| miette!("input `{name}`: cannot read {path}: {e}"))?,
+            ),
             (Some(path), _) => read_structured(name, Path::new(path))?,
             (None, _) => {
                 serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()))

@@ -173,6 +173,23 @@ fn a_failed_run_exits_1_and_structured_inputs_come_from_files() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["outputs"]["title"], "Flood defences hold");
+    // A string input reads the file's text as is.
+    let echo = dir.path().join("echo.yaml");
+    std::fs::write(&echo, "inputs:\n  text: string\nsteps:\n  t: { uses: text.template, with: { template: \"${{ inputs.text }}\" } }\n").unwrap();
+    let story = dir.path().join("story.txt");
+    std::fs::write(&story, "Mayor: \"we will rebuild\"\n- not a YAML list\n").unwrap();
+    let (code, out, err) = run(bin()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", "--json", "--input"])
+        .arg(format!("text=@{}", story.display()))
+        .arg(&echo));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["steps"]["t"]["outputs"]["text"],
+        "Mayor: \"we will rebuild\"\n- not a YAML list" // Jinja drops the final newline
+    );
     let (code, out, _) = run(bin()
         .arg("--data-dir")
         .arg(dir.path())
