@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mediaflow_plugin_api::{Artifacts, Value};
-use mediaflow_store::{now_ms, ArtifactStore, RunRecord, RunStatus, StepStatus, Store, StoreError};
+use mediaflow_store::{now_ms, ArtifactStore, RunRecord, RunStatus, Store, StoreError};
 use mediaflow_workflow::{compile_str, Diagnostics, InputError, Plan, Registry};
 use serde_json::{json, Map};
 use tokio::sync::mpsc;
@@ -365,11 +365,7 @@ fn exec_done(rec: &mediaflow_store::StepRecord) -> exec::Done {
     exec::Done {
         step: 0,
         item: rec.item_index,
-        status: if rec.status == StepStatus::Skipped {
-            StepStatus::Succeeded
-        } else {
-            rec.status
-        },
+        status: rec.status,
         outputs: rec.outputs.clone(),
         error: rec.error.clone(),
         attempts: rec.attempts,

@@ -83,8 +83,7 @@ pub(crate) fn compile(
         k.check_config(step, &mut validators);
         deps[i] = k.step_dependencies(step);
     }
-    for (name, value) in &doc.outputs {
-        let _ = name;
+    for (_, value) in &doc.outputs {
         k.expressions_in(
             value,
             Site {
