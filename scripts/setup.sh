@@ -34,6 +34,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
+# WebAssembly plugins (the examples, the SDK, the tests' hostile plugins) are components
+# for wasm32-wasip2.
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "installing the wasm32-wasip2 Rust target"
+  rustup target add wasm32-wasip2
+fi
+
 if [ "${MEDIAFLOW_NEED_POSTGRES:-0}" = 1 ] && [ -z "${MEDIAFLOW_TEST_POSTGRES_URL:-}" ]; then
   if ! command -v pg_isready >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_isready >/dev/null 2>&1; then
     echo "installing PostgreSQL"

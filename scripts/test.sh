@@ -11,3 +11,6 @@ cargo build -p mediaflow-cli
 "${CARGO_TARGET_DIR:-target}/debug/mediaflow" models pull smollm2-135m-instruct
 
 cargo test --workspace "$@"
+# The WebAssembly plugins' own unit tests (their logic, compiled natively), and the SDK's.
+cargo test --manifest-path plugins/wasm/Cargo.toml "$@"
+cargo test --manifest-path sdk/rust/Cargo.toml "$@"

@@ -6,18 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mediaflow_plugin_api::{EventSink, LogLevel, Plugin, RunContext};
+use mediaflow_plugin_api::Plugin;
 use mediaflow_process_host::{describe, Supervisor};
-use mediaflow_store::{ArtifactStore, Store};
-use mediaflow_tests::NoopPlugin;
+use mediaflow_tests::{bench_context, NoopPlugin};
 use serde_json::json;
-
-struct Quiet;
-
-impl EventSink for Quiet {
-    fn progress(&self, _: f32, _: Option<&str>) {}
-    fn log(&self, _: LogLevel, _: &str) {}
-}
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -26,17 +18,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (cx, process_echo) = rt.block_on(async {
-        let store = Store::in_memory().await.unwrap();
-        let artifacts = Arc::new(ArtifactStore::new(dir.path().to_path_buf(), store));
-        let cx = RunContext::new(
-            "bench".into(),
-            "step".into(),
-            None,
-            1,
-            Default::default(),
-            Arc::new(Quiet),
-            artifacts,
-        );
+        let cx = bench_context(dir.path()).await;
         let binary = describe(Path::new(env!("CARGO_BIN_EXE_testplugin-proc")))
             .await
             .unwrap();

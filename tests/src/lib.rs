@@ -1,6 +1,8 @@
 //! Test support: plugins that only tests use (counting, failing, sleeping, panicking) and a
 //! harness that runs workflows on a fresh SQLite file or a fresh PostgreSQL database.
 
+pub mod guests;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -313,19 +315,19 @@ macro_rules! on_both_backends {
         $(
             mod $name {
                 use super::*;
-                async fn body($h: &$crate::Harness) $body
+                async fn body($h: &mut $crate::Harness) $body
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    let h = $crate::Harness::new($crate::Db::Sqlite).await;
-                    body(&h).await;
+                    let mut h = $crate::Harness::new($crate::Db::Sqlite).await;
+                    body(&mut h).await;
                     h.cleanup().await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    let h = $crate::Harness::new($crate::Db::Postgres).await;
-                    body(&h).await;
+                    let mut h = $crate::Harness::new($crate::Db::Postgres).await;
+                    body(&mut h).await;
                     h.cleanup().await;
                 }
             }
@@ -394,4 +396,28 @@ pub fn kill_when_running(
             }
         }
     })
+}
+
+/// An event sink that drops everything (benchmarks measure the call, not the logging).
+struct Quiet;
+
+impl mediaflow_plugin_api::EventSink for Quiet {
+    fn progress(&self, _: f32, _: Option<&str>) {}
+    fn log(&self, _: mediaflow_plugin_api::LogLevel, _: &str) {}
+}
+
+/// A step context on an in-memory store with artifacts under `dir`, for calling plugins
+/// directly in benchmarks.
+pub async fn bench_context(dir: &std::path::Path) -> RunContext {
+    let store = Store::in_memory().await.expect("in-memory store");
+    let artifacts = Arc::new(ArtifactStore::new(dir.to_path_buf(), store));
+    RunContext::new(
+        "bench".into(),
+        "step".into(),
+        None,
+        1,
+        Default::default(),
+        Arc::new(Quiet),
+        artifacts,
+    )
 }

@@ -326,7 +326,14 @@ pub fn print_plugins(
             println!("  inputs:  {}", ports(&d.inputs));
         }
         println!("  outputs: {}", ports(&d.outputs));
-        if !d.capabilities.is_empty() {
+        if d.sandboxed {
+            let wants = if d.capabilities.is_empty() {
+                "nothing beyond log".to_owned()
+            } else {
+                d.capabilities.join(", ")
+            };
+            println!("  sandboxed (WebAssembly); may ask for: {wants}");
+        } else if !d.capabilities.is_empty() {
             println!("  capabilities: {}", d.capabilities.join(", "));
         }
         if name.is_some() {

@@ -14,6 +14,7 @@ mod display;
 mod inputs;
 mod models;
 mod plugins;
+mod scaffold;
 
 #[derive(Parser)]
 #[command(
@@ -91,6 +92,11 @@ enum Command {
         name: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Write WebAssembly plugins: `plugin new NAME`, `plugin build [DIR]`
+    Plugin {
+        #[command(subcommand)]
+        command: scaffold::PluginCommand,
     },
     /// Print the JSON Schema of the workflow format (for editors)
     Schema,
@@ -208,6 +214,9 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
     if let Command::Models { command } = &cli.command {
         return models::run(command, &models_dir).map_err(Failure::from);
     }
+    if let Command::Plugin { command } = &cli.command {
+        return scaffold::run(command).map_err(Failure::from);
+    }
     let plugins = plugins::Plugins::load(&models_dir, &data).await;
     let result = dispatch(&cli, &plugins).await;
     plugins.shutdown().await;
@@ -323,7 +332,7 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
         Command::Plugins { name, json } => {
             display::print_plugins(plugins, name.as_deref(), *json).map_err(usage)
         }
-        Command::Models { .. } => Ok(()),
+        Command::Models { .. } | Command::Plugin { .. } => Ok(()),
         Command::Schema => {
             let schema = mediaflow_workflow::schema::workflow_schema(registry);
             println!(

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use mediaflow_plugin_api::Plugin;
 use mediaflow_process_host::{describe, discover, search_dirs, Supervisor};
+use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
 use mediaflow_workflow::Registry;
 
 /// The registry and the plugin processes behind it (shut down on exit).
@@ -48,6 +50,38 @@ impl Plugins {
                 }
                 Err(e) => broken.push(e.to_string()),
             }
+        }
+        // WebAssembly plugins: `uses: wasm:FILE` anywhere, and every `*.wasm` in the plugin
+        // directories under the name it declares.
+        let mut plugin_dirs = vec![data_dir.join("plugins")];
+        if let Some(v) = std::env::var_os("MEDIAFLOW_PLUGINS_DIR") {
+            plugin_dirs.extend(std::env::split_paths(&v));
+        }
+        let config = WasmConfig {
+            cache_dir: Some(data_dir.join("wasm-cache")),
+            plugin_dirs: plugin_dirs.clone(),
+            ..WasmConfig::default()
+        }
+        .with_env();
+        match WasmRuntime::new(config, registry.get("llm.generate").cloned()) {
+            Ok(runtime) => {
+                for dir in &plugin_dirs {
+                    for (path, loaded) in runtime.load_dir(dir) {
+                        match loaded {
+                            Ok(p) => {
+                                origins.push((
+                                    p.descriptor().name.clone(),
+                                    path.display().to_string(),
+                                ));
+                                registry.register(p);
+                            }
+                            Err(e) => broken.push(e.to_string()),
+                        }
+                    }
+                }
+                registry.add_loader("wasm", Arc::new(WasmLoader { runtime }));
+            }
+            Err(e) => broken.push(e.to_string()),
         }
         Plugins {
             registry,

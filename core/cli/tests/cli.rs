@@ -1,33 +1,17 @@
 //! The `mediaflow` binary as a user runs it: exit codes, messages, JSON, crash resume.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::{bin, run};
 use mediaflow_store::{RunFilter, RunStatus, StepStatus, Store};
 use serde_json::Value;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mediaflow"));
-    c.env_remove("MEDIAFLOW_DATABASE_URL").env("NO_COLOR", "1");
-    c
-}
-
 fn workflows() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("mediaflow runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
 }
 
 #[test]

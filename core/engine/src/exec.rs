@@ -328,7 +328,12 @@ impl Job {
             token.clone(),
             sink(&spec.id, self.item, &self.events, &self.logs),
             self.artifacts.clone(),
-        );
+        )
+        .with_permissions(spec.permissions.clone())
+        .with_kv(Arc::new(crate::kv::StoreKv {
+            store: self.store.clone(),
+            namespace: spec.plugin.descriptor().name.clone(),
+        }));
         let plugin = spec.plugin.clone();
         // The plugin runs on its own task, so a panic inside it is caught and becomes a
         // step error instead of taking the engine down.

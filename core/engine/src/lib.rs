@@ -9,6 +9,7 @@
 mod events;
 mod exec;
 mod keys;
+mod kv;
 mod report;
 mod scheduler;
 

@@ -3,6 +3,8 @@
 //! (`MEDIAFLOW_MODELS`, default `DATA_DIR/models`), plus models users add from their own
 //! files. Plugins ask it to turn a step's `model:` (a name or a path) into a file.
 
+pub mod whisper;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};

@@ -32,6 +32,17 @@ pub trait EventSink: Send + Sync {
     fn log(&self, level: LogLevel, message: &str);
 }
 
+/// A key-value namespace belonging to one plugin, kept in the run database.
+#[async_trait::async_trait]
+pub trait KeyValue: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PluginError>;
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), PluginError>;
+    /// Whether the key existed.
+    async fn delete(&self, key: &str) -> Result<bool, PluginError>;
+    /// Keys starting with `prefix`, sorted.
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, PluginError>;
+}
+
 /// What a running step can see of the world.
 #[derive(Clone)]
 pub struct RunContext {
@@ -44,6 +55,8 @@ pub struct RunContext {
     cancel: CancellationToken,
     events: Arc<dyn EventSink>,
     artifacts: Arc<dyn Artifacts>,
+    permissions: Arc<[String]>,
+    kv: Option<Arc<dyn KeyValue>>,
 }
 
 impl RunContext {
@@ -64,7 +77,35 @@ impl RunContext {
             cancel,
             events,
             artifacts,
+            permissions: Arc::from(Vec::new()),
+            kv: None,
         }
+    }
+
+    /// The capabilities the step grants (`permissions:` in the workflow). Native plugins are
+    /// trusted and may ignore them; sandboxed plugins get only these.
+    pub fn with_permissions(mut self, permissions: Arc<[String]>) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// The plugin's own key-value namespace, kept across runs.
+    pub fn with_kv(mut self, kv: Arc<dyn KeyValue>) -> Self {
+        self.kv = Some(kv);
+        self
+    }
+
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    pub fn is_granted(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// The plugin's key-value namespace, when the host has one.
+    pub fn kv(&self) -> Option<&dyn KeyValue> {
+        self.kv.as_deref()
     }
 
     /// Whether the step has been told to stop (Ctrl-C, timeout). Long-running plugins poll

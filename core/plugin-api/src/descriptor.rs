@@ -129,6 +129,9 @@ pub struct Descriptor {
     /// effects (writing files, sending mail) say `false`.
     #[serde(default = "yes")]
     pub cacheable: bool,
+    /// Runs in a sandbox and gets only the capabilities a step grants (`permissions:`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sandboxed: bool,
     /// Most calls of this plugin that may run at once in one engine, if limited.
     #[serde(default)]
     pub max_concurrency: Option<usize>,
@@ -149,6 +152,7 @@ impl Descriptor {
             config_schema: serde_json::json!({"type": "object"}),
             capabilities: Vec::new(),
             cacheable: true,
+            sandboxed: false,
             max_concurrency: None,
         }
     }
@@ -170,6 +174,12 @@ impl Descriptor {
 
     pub fn capability(mut self, name: &str) -> Self {
         self.capabilities.push(name.to_owned());
+        self
+    }
+
+    /// Marks the plugin as sandboxed: it gets only the capabilities its step grants.
+    pub fn sandboxed(mut self) -> Self {
+        self.sandboxed = true;
         self
     }
 

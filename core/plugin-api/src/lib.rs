@@ -14,7 +14,7 @@ mod descriptor;
 mod error;
 
 pub use artifact::{ArtifactRef, Artifacts};
-pub use context::{EventSink, LogLevel, RunContext};
+pub use context::{EventSink, KeyValue, LogLevel, RunContext};
 pub use descriptor::{Descriptor, Port, ValueType};
 pub use error::{ConfigIssue, PluginError};
 pub use serde_json::{Map, Value};

@@ -5,10 +5,12 @@
 //! differ. Every write is committed before it returns, which is what makes crash resume work.
 
 mod artifacts;
+mod kv;
 mod records;
 mod sql;
 
 pub use artifacts::{guess_media_type, ArtifactStore};
+pub use kv::{KV_MAX_KEY, KV_MAX_VALUE};
 pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use sql::{redact_url, Backend, Store};
 

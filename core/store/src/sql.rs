@@ -20,7 +20,7 @@ pub enum Backend {
 /// The database behind mediaflow: one connection pool, either backend.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
     url: String,
 }

@@ -111,6 +111,8 @@ pub struct StepDecl {
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
     pub cache: bool,
+    /// Capabilities granted to a sandboxed plugin.
+    pub permissions: Vec<Spanned<String>>,
     pub description: String,
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jsonschema::error::ValidationErrorKind;
-use mediaflow_plugin_api::ValueType;
+use mediaflow_plugin_api::{Descriptor, ValueType};
 use miette::SourceSpan;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
@@ -114,6 +114,7 @@ pub(crate) fn compile(
             retry: decl.retry.clone(),
             timeout: decl.timeout,
             cache: decl.cache,
+            permissions: decl.permissions.iter().map(|p| p.value.clone()).collect(),
             line: k.c.source.line_col(decl.id.span.offset()).0,
             validator,
         });
@@ -149,6 +150,42 @@ pub(crate) fn compile(
 }
 
 impl<'a> Compiler<'a> {
+    /// `permissions:` names known capabilities, and only sandboxed plugins take them.
+    fn check_permissions(&mut self, step: &StepDecl, desc: &Descriptor) {
+        let sid = Some(step.id.value.as_str());
+        for p in &step.permissions {
+            if !crate::PERMISSIONS.contains(&p.value.as_str()) {
+                let help = match suggest(&p.value, crate::PERMISSIONS.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`? "),
+                    None => String::new(),
+                } + &format!("permissions are {}", crate::PERMISSIONS.join(", "));
+                self.c.push(
+                    "mediaflow::unknown_permission",
+                    sid,
+                    Some(p.span),
+                    format!("unknown permission `{}`", p.value),
+                    "not a capability",
+                    Some(help),
+                );
+            } else if !desc.sandboxed {
+                self.c.push(
+                    "mediaflow::permission_not_sandboxed",
+                    sid,
+                    Some(p.span),
+                    format!(
+                        "`permissions:` applies to sandboxed plugins, and `{}` is not one",
+                        desc.name
+                    ),
+                    "nothing to grant",
+                    Some(
+                        "native plugins are trusted and need no grants; remove `permissions:`"
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+    }
+
     fn check_config(
         &mut self,
         step: &StepDecl,
@@ -157,6 +194,10 @@ impl<'a> Compiler<'a> {
         let sid = Some(step.id.value.as_str());
         let Some(uses) = &step.uses else { return };
         let Some(plugin) = self.registry.get(&uses.value) else {
+            if self.registry.loader_for(&uses.value).is_some() {
+                // A `scheme:` reference that failed to load: already reported at this line.
+                return;
+            }
             let help = match suggest(&uses.value, self.registry.names()) {
                 Some(s) => format!("did you mean `{s}`? `mediaflow plugins` lists every plugin"),
                 None => "`mediaflow plugins` lists the plugins this installation has".to_owned(),
@@ -172,12 +213,13 @@ impl<'a> Compiler<'a> {
             return;
         };
         let desc = plugin.descriptor();
-        let validator = match validators.get(&desc.name) {
+        self.check_permissions(step, desc);
+        let validator = match validators.get(&uses.value) {
             Some(v) => v.clone(),
             None => match jsonschema::validator_for(&desc.config_schema) {
                 Ok(v) => {
                     let v = Arc::new(v);
-                    validators.insert(desc.name.clone(), v.clone());
+                    validators.insert(uses.value.clone(), v.clone());
                     v
                 }
                 Err(e) => {

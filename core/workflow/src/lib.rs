@@ -20,8 +20,12 @@ pub use ast::{Located, RetryPolicy, Spanned, StepDecl, WorkflowDoc};
 pub use diagnostic::{suggest, Diagnostics, Problem};
 pub use expr::{EvalError, Evaluator};
 pub use plan::{InputError, InputSpec, Plan, PlanStep};
-pub use registry::Registry;
+pub use registry::{LoadError, PluginLoader, Registry};
 pub use source::Source;
+
+/// Capabilities a step may grant a sandboxed plugin with `permissions:`.
+/// `log` is always available and needs no grant.
+pub const PERMISSIONS: &[&str] = &["llm", "artifacts", "kv", "clock"];
 
 /// Why a workflow file could not be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +51,53 @@ pub fn compile_str(file: &str, text: &str, registry: &Registry) -> Result<Plan, 
         .unwrap_or("workflow")
         .to_owned();
     let doc = parse::parse(&mut c, &stem);
-    let plan = doc.and_then(|doc| compile::compile(&mut c, &doc, registry, Evaluator::new(), file));
+    let plan = doc.and_then(|doc| {
+        let registry = load_referenced(&mut c, &doc, registry, file);
+        compile::compile(&mut c, &doc, &registry, Evaluator::new(), file)
+    });
     c.finish()?;
     plan.ok_or_else(|| Diagnostics {
         file: file.to_owned(),
         problems: Vec::new(),
     })
+}
+
+/// Loads the plugins that steps name by reference (`uses: wasm:plugin.wasm`) into a copy of
+/// the registry; failures become diagnostics at the `uses:` line.
+fn load_referenced(
+    c: &mut diagnostic::Collector,
+    doc: &WorkflowDoc,
+    registry: &Registry,
+    file: &str,
+) -> Registry {
+    let base = Path::new(file)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut out = registry.clone();
+    for step in &doc.steps {
+        let Some(uses) = &step.uses else { continue };
+        if out.get(&uses.value).is_some() {
+            continue;
+        }
+        let Some((loader, reference)) = registry.loader_for(&uses.value) else {
+            continue;
+        };
+        match loader.load(reference, base) {
+            Ok(plugin) => {
+                out.register_as(&uses.value, plugin);
+            }
+            Err(e) => c.push(
+                "mediaflow::plugin_load",
+                Some(step.id.value.as_str()),
+                Some(uses.span),
+                e.message,
+                e.label,
+                e.help,
+            ),
+        }
+    }
+    out
 }
 
 /// Reads and compiles a workflow file.

@@ -30,6 +30,7 @@ const STEP_KEYS: &[&str] = &[
     "retry",
     "timeout",
     "cache",
+    "permissions",
     "description",
 ];
 const INPUT_KEYS: &[&str] = &["type", "default", "required", "description"];
@@ -539,6 +540,17 @@ impl P<'_> {
             .get_node("cache")
             .and_then(|c| self.boolean(c, step, "cache"))
             .unwrap_or(true);
+        let permissions = match map.get_node("permissions") {
+            None => Vec::new(),
+            Some(Node::Sequence(items)) => items
+                .iter()
+                .filter_map(|i| self.string(i, step, "permissions"))
+                .collect(),
+            Some(other) => self
+                .string(other, step, "permissions")
+                .into_iter()
+                .collect(),
+        };
         let description = map
             .get_node("description")
             .and_then(|d| self.string(d, step, "description"))
@@ -555,6 +567,7 @@ impl P<'_> {
             retry,
             timeout,
             cache,
+            permissions,
             description,
         })
     }

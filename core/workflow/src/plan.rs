@@ -33,6 +33,8 @@ pub struct PlanStep {
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
     pub cache: bool,
+    /// Capabilities granted to a sandboxed plugin (`permissions:`).
+    pub permissions: Arc<[String]>,
     /// Line of the step's id in the workflow file, for runtime errors.
     pub line: usize,
     pub(crate) validator: Arc<jsonschema::Validator>,

@@ -88,6 +88,11 @@ pub fn workflow_schema(registry: &Registry) -> Value {
                         },
                         "timeout": duration(),
                         "cache": {"type": "boolean"},
+                        "permissions": {
+                            "type": "array",
+                            "items": {"enum": crate::PERMISSIONS},
+                            "description": "capabilities granted to a sandboxed (WebAssembly) plugin"
+                        },
                         "description": {"type": "string"}
                     }
                 }

@@ -258,3 +258,51 @@ steps:
     sup.shutdown().await;
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_plugin_granted_llm_calls_the_model_and_one_not_granted_is_refused() {
+    use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
+    require_model();
+    let (mut h, sup) = llm_harness(&models_dir()).await;
+    let llm = h.registry.get("llm.generate").cloned();
+    let runtime = WasmRuntime::new(WasmConfig::default(), llm).unwrap();
+    h.registry
+        .add_loader("wasm", Arc::new(WasmLoader { runtime }));
+    let capable = mediaflow_tests::guests::guest("capable");
+    let flow = format!(
+        r#"
+steps:
+  granted:
+    uses: "wasm:{path}"
+    permissions: [llm]
+    with: {{ use: llm, model: {MODEL}, prompt: "Name a colour." }}
+  refused:
+    uses: "wasm:{path}"
+    with: {{ use: llm, model: {MODEL}, prompt: "Name a colour." }}
+"#,
+        path = capable.display()
+    );
+    let r = h.run(&flow, json!({})).await;
+    assert_eq!(r.steps["granted"].status, StepStatus::Succeeded, "{r:?}");
+    let text = r.steps["granted"].outputs["text"].as_str().unwrap();
+    assert!(
+        !text.trim().is_empty(),
+        "the model answered through the host"
+    );
+    assert_eq!(r.steps["refused"].status, StepStatus::Failed);
+    let e = r.steps["refused"].error.clone().unwrap();
+    assert_eq!(e["code"], "permission_denied", "{e}");
+    assert_eq!(
+        e["message"],
+        "step `refused` did not grant `llm` to plugin `test.capable`"
+    );
+    // The plugin's log line and the model's progress reached the granted step's log.
+    let logs = h.store.logs(&r.run_id).await.unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.step_id == "granted" && l.message == "asking the model"),
+        "{logs:?}"
+    );
+    sup.shutdown().await;
+    h.cleanup().await;
+}

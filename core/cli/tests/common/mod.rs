@@ -1,0 +1,26 @@
+//! Running the `mediaflow` binary from the CLI's integration tests.
+
+use std::process::{Command, Output};
+
+/// The binary under test, with the user's environment kept out of the way.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mediaflow"));
+    c.env_remove("MEDIAFLOW_DATABASE_URL")
+        .env_remove("MEDIAFLOW_PLUGINS_DIR")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// Exit code, stdout and stderr of a finished command.
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("mediaflow runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}

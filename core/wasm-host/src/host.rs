@@ -1,0 +1,252 @@
+//! The per-call store state and the `mediaflow:plugin` imports.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mediaflow_plugin_api::{
+    ArtifactRef, CancellationToken, KeyValue, LogLevel, Plugin, PluginError as ApiError,
+    RunContext, Value,
+};
+use wasmtime::component::ResourceTable;
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::mediaflow::plugin::{artifacts, kv, llm, log, types};
+use crate::bindings::PluginError;
+
+/// What a `run` call may reach beyond its own memory.
+pub(crate) struct CallContext {
+    pub cx: RunContext,
+    pub handle: tokio::runtime::Handle,
+    pub plugin: String,
+    pub llm: Option<Arc<dyn Plugin>>,
+    /// sha256 of the artifacts that appear in the step's `with:` map.
+    pub readable: HashSet<String>,
+    pub deadline: Instant,
+    pub stop: CancellationToken,
+}
+
+pub(crate) struct HostState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    /// `None` for `describe` and `validate`, which get nothing but `log`.
+    pub call: Option<CallContext>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The wall clock of a plugin that was not granted `clock`: always the Unix epoch.
+pub(crate) struct EpochClock;
+
+impl HostWallClock for EpochClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+fn error(code: &str, message: impl Into<String>, help: Option<&str>) -> PluginError {
+    PluginError {
+        code: code.to_owned(),
+        message: message.into(),
+        help: help.map(str::to_owned),
+        retryable: false,
+    }
+}
+
+pub(crate) fn from_api(e: ApiError) -> PluginError {
+    PluginError {
+        code: e.code,
+        message: e.message,
+        help: e.help,
+        retryable: e.retryable,
+    }
+}
+
+impl HostState {
+    /// The call context, if the step granted `permission`.
+    fn granted(&self, permission: &str) -> Result<&CallContext, PluginError> {
+        let Some(call) = &self.call else {
+            return Err(error(
+                "permission_denied",
+                format!("`{permission}` is not available while describing or validating"),
+                None,
+            ));
+        };
+        if call.cx.is_granted(permission) {
+            Ok(call)
+        } else {
+            Err(error(
+                "permission_denied",
+                format!(
+                    "step `{}` did not grant `{permission}` to plugin `{}`",
+                    call.cx.step_id, call.plugin
+                ),
+                Some(&format!("add `permissions: [{permission}]` to the step")),
+            ))
+        }
+    }
+}
+
+impl CallContext {
+    /// Runs host async work from the plugin's (blocking) thread, bounded by the call's
+    /// deadline and cancellation.
+    fn block_on<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, PluginError> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let stop = self.stop.clone();
+        self.handle.block_on(async move {
+            tokio::select! {
+                r = fut => r.map_err(from_api),
+                _ = tokio::time::sleep(remaining) => Err(error("timeout", "the call's deadline passed during a host call", None)),
+                _ = stop.cancelled() => Err(error("cancelled", "the step was cancelled", None)),
+            }
+        })
+    }
+
+    fn kv(&self) -> Result<&dyn KeyValue, PluginError> {
+        self.cx.kv().ok_or_else(|| {
+            error(
+                "unavailable",
+                "this host has no key-value store for plugins",
+                None,
+            )
+        })
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        if let Some(call) = &self.call {
+            let level = match level {
+                log::Level::Debug => LogLevel::Debug,
+                log::Level::Info => LogLevel::Info,
+                log::Level::Warn => LogLevel::Warn,
+                log::Level::Error => LogLevel::Error,
+            };
+            call.cx.log(level, &message);
+        }
+    }
+
+    fn progress(&mut self, fraction: f32, message: Option<String>) {
+        if let Some(call) = &self.call {
+            let fraction = if fraction.is_finite() { fraction } else { 0.0 };
+            call.cx.progress(fraction, message.as_deref());
+        }
+    }
+}
+
+impl llm::Host for HostState {
+    fn generate(&mut self, request: String) -> Result<String, PluginError> {
+        let call = self.granted("llm")?;
+        let Some(llm) = call.llm.clone() else {
+            return Err(error(
+                "unavailable",
+                "no `llm.generate` plugin is installed",
+                Some("build `mediaflow-llm` (cargo build --release -p mediaflow-llm) and put it beside `mediaflow`"),
+            ));
+        };
+        let config: Value = serde_json::from_str(&request).map_err(|e| {
+            error(
+                "bad_input",
+                format!("the llm request is not JSON: {e}"),
+                None,
+            )
+        })?;
+        crate::plugin::check_against(llm.as_ref(), &config).map_err(|problems| {
+            error(
+                "bad_input",
+                format!("invalid llm request: {}", problems.join("; ")),
+                None,
+            )
+        })?;
+        let cx = call.cx.clone();
+        let out = call.block_on(async move { llm.run(config, &cx).await })?;
+        Ok(out.to_string())
+    }
+}
+
+impl artifacts::Host for HostState {
+    fn read(&mut self, reference: String) -> Result<Vec<u8>, PluginError> {
+        let call = self.granted("artifacts")?;
+        let artifact = serde_json::from_str::<Value>(&reference)
+            .ok()
+            .and_then(|v| ArtifactRef::from_value(&v))
+            .ok_or_else(|| error("bad_input", "not an artifact reference", None))?;
+        if !call.readable.contains(&artifact.sha256) {
+            return Err(error(
+                "permission_denied",
+                format!(
+                    "artifact {} is not one of step `{}`'s inputs",
+                    artifact.sha256, call.cx.step_id
+                ),
+                Some("pass the file to the step in `with:`"),
+            ));
+        }
+        let cx = call.cx.clone();
+        call.block_on(async move {
+            let path = cx.artifact_path(&artifact).await?;
+            tokio::fs::read(&path)
+                .await
+                .map_err(|e| ApiError::new("io", format!("{}: {e}", path.display())))
+        })
+    }
+
+    fn write(
+        &mut self,
+        name: String,
+        media_type: String,
+        data: Vec<u8>,
+    ) -> Result<String, PluginError> {
+        let call = self.granted("artifacts")?;
+        let cx = call.cx.clone();
+        let stored = call.block_on(async move {
+            cx.artifacts()
+                .put_bytes(&data, &media_type, Some(&name))
+                .await
+        })?;
+        Ok(stored.to_value().to_string())
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, PluginError> {
+        let call = self.granted("kv")?;
+        let kv = call.kv()?;
+        call.block_on(kv.get(&key))
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), PluginError> {
+        let call = self.granted("kv")?;
+        let kv = call.kv()?;
+        call.block_on(kv.set(&key, &value))
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, PluginError> {
+        let call = self.granted("kv")?;
+        let kv = call.kv()?;
+        call.block_on(kv.delete(&key))
+    }
+
+    fn keys(&mut self, prefix: String) -> Result<Vec<String>, PluginError> {
+        let call = self.granted("kv")?;
+        let kv = call.kv()?;
+        call.block_on(kv.keys(&prefix))
+    }
+}

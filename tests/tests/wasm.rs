@@ -1,0 +1,378 @@
+//! WebAssembly plugins built from source (`tests/wasm`, `plugins/wasm`) running through the
+//! engine: the sandbox holds against hostile plugins, grants gate the capabilities, and a
+//! failing plugin fails only its step.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediaflow_plugin_api::Plugin;
+use mediaflow_store::{RunStatus, StepStatus};
+use mediaflow_tests::guests::guest;
+use mediaflow_tests::{on_both_backends, Db, Harness};
+use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
+use serde_json::{json, Value};
+
+fn limits() -> WasmConfig {
+    WasmConfig {
+        max_memory: 64 << 20,
+        timeout: Duration::from_secs(2),
+        ..WasmConfig::default()
+    }
+}
+
+/// A harness whose registry resolves `uses: wasm:…`.
+async fn harness(db: Db, config: WasmConfig) -> (Harness, WasmRuntime) {
+    let mut h = Harness::new(db).await;
+    let runtime = WasmRuntime::new(config, None).expect("wasm runtime");
+    add_loader(&mut h, &runtime);
+    (h, runtime)
+}
+
+fn add_loader(h: &mut Harness, runtime: &WasmRuntime) {
+    h.registry.add_loader(
+        "wasm",
+        Arc::new(WasmLoader {
+            runtime: runtime.clone(),
+        }),
+    );
+}
+
+fn uses(name: &str) -> String {
+    format!("wasm:{}", guest(name).display())
+}
+
+fn error_of(r: &mediaflow_engine::RunReport, step: &str) -> Value {
+    r.steps[step].error.clone().unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_are_stopped_and_only_their_steps_fail() {
+    let (h, _rt) = harness(Db::Sqlite, limits()).await;
+    let hostile = uses("hostile");
+    let echo = uses("trivial");
+    let yaml = format!(
+        r#"
+steps:
+  spin:    {{ uses: "{hostile}", with: {{ attack: loop }} }}
+  hoard:   {{ uses: "{hostile}", with: {{ attack: memory }} }}
+  passwd:  {{ uses: "{hostile}", with: {{ attack: passwd }} }}
+  env:     {{ uses: "{hostile}", with: {{ attack: env }} }}
+  network: {{ uses: "{hostile}", with: {{ attack: network }} }}
+  panic:   {{ uses: "{hostile}", with: {{ attack: panic }} }}
+  fine:    {{ uses: "{echo}", with: {{ text: still here }} }}
+  after:   {{ uses: text.template, needs: [fine], with: {{ template: "${{{{ steps.fine.outputs.text }}}}!" }} }}
+"#
+    );
+    let r = h.run(&yaml, json!({})).await;
+    assert_eq!(r.status, RunStatus::Failed, "{r:#?}");
+    // Other branches ran to the end.
+    assert_eq!(r.steps["fine"].status, StepStatus::Succeeded);
+    assert_eq!(r.steps["after"].outputs["text"], json!("still here!"));
+
+    let spin = error_of(&r, "spin");
+    assert_eq!(spin["code"], "timeout", "{spin}");
+    assert!(
+        spin["message"].as_str().unwrap().contains("deadline"),
+        "{spin}"
+    );
+
+    let hoard = error_of(&r, "hoard");
+    assert_eq!(hoard["code"], "memory_limit", "{hoard}");
+    assert!(
+        hoard["message"].as_str().unwrap().contains("64 MiB"),
+        "{hoard}"
+    );
+
+    for (step, what) in [
+        ("passwd", "reading /etc/passwd"),
+        ("env", "reading the environment"),
+        ("network", "connecting to 127.0.0.1:5432"),
+    ] {
+        let e = error_of(&r, step);
+        assert_eq!(
+            e["code"], "denied",
+            "{step}: the host refused, the plugin reported it: {e}"
+        );
+        assert!(e["message"].as_str().unwrap().starts_with(what), "{e}");
+        assert!(r.steps[step].outputs.get("leaked").is_none());
+    }
+
+    let panic = error_of(&r, "panic");
+    assert_eq!(panic["code"], "plugin_panicked", "{panic}");
+    assert!(
+        panic["message"]
+            .as_str()
+            .unwrap()
+            .contains("hostile plugin panicked on purpose"),
+        "{panic}"
+    );
+
+    // The reasons are in the database, and the host serves the next run.
+    let stored = h.store.steps(&r.run_id).await.unwrap();
+    let spin_row = stored.iter().find(|s| s.step_id == "spin").unwrap();
+    assert_eq!(spin_row.status, StepStatus::Failed);
+    assert_eq!(spin_row.error.as_ref().unwrap()["code"], "timeout");
+    let again = h
+        .run(
+            &format!("steps:\n  e: {{ uses: \"{echo}\", with: {{ text: again }} }}\n"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, RunStatus::Succeeded, "{again:?}");
+    assert_eq!(again.steps["e"].outputs["text"], json!("again"));
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_timeout_stops_a_spinning_plugin() {
+    // The host's own deadline is far away: the step's `timeout:` must reach into the sandbox.
+    let config = WasmConfig {
+        timeout: Duration::from_secs(600),
+        ..limits()
+    };
+    let (h, _rt) = harness(Db::Sqlite, config).await;
+    let hostile = uses("hostile");
+    let started = std::time::Instant::now();
+    let r = h
+        .run(
+            &format!("steps:\n  spin: {{ uses: \"{hostile}\", timeout: 300ms, with: {{ attack: loop }} }}\n"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.steps["spin"].status, StepStatus::Failed);
+    assert_eq!(error_of(&r, "spin")["code"], "timeout");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_limits_work_per_call() {
+    let config = WasmConfig {
+        fuel: Some(5_000_000),
+        timeout: Duration::from_secs(600),
+        ..limits()
+    };
+    let (h, _rt) = harness(Db::Sqlite, config).await;
+    let hostile = uses("hostile");
+    let echo = uses("trivial");
+    let r = h
+        .run(
+            &format!("steps:\n  spin: {{ uses: \"{hostile}\", with: {{ attack: loop }} }}\n  ok: {{ uses: \"{echo}\", with: {{ text: x }} }}\n"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_of(&r, "spin")["code"], "fuel_exhausted", "{r:?}");
+    assert_eq!(
+        r.steps["ok"].status,
+        StepStatus::Succeeded,
+        "fuel is per call"
+    );
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_clock_needs_a_grant_and_output_goes_to_the_log() {
+    let (h, _rt) = harness(Db::Sqlite, limits()).await;
+    let hostile = uses("hostile");
+    let r = h
+        .run(
+            &format!(
+                r#"
+steps:
+  frozen: {{ uses: "{hostile}", with: {{ attack: clock }} }}
+  real:   {{ uses: "{hostile}", permissions: [clock], with: {{ attack: clock }} }}
+  chatty: {{ uses: "{hostile}", with: {{ attack: stdout }} }}
+"#
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!(r.steps["frozen"].outputs["unix_seconds"], json!(0));
+    assert!(r.steps["real"].outputs["unix_seconds"].as_u64().unwrap() > 1_700_000_000);
+    let logs = h.store.logs(&r.run_id).await.unwrap();
+    let chatty: Vec<_> = logs.iter().filter(|l| l.step_id == "chatty").collect();
+    assert!(
+        chatty.iter().any(|l| l.message == "hello from stdout"),
+        "{logs:?}"
+    );
+    assert!(
+        chatty
+            .iter()
+            .any(|l| l.message == "and from stderr" && l.level == "warn"),
+        "{logs:?}"
+    );
+    h.cleanup().await;
+}
+
+on_both_backends! {
+    async fn kv_is_granted_per_step_and_kept_across_runs(h) {
+        let runtime = WasmRuntime::new(limits(), None).unwrap();
+        add_loader(h, &runtime);
+        let capable = uses("capable");
+        let granted = format!("steps:\n  count: {{ uses: \"{capable}\", permissions: [kv], with: {{ use: kv }} }}\n");
+        for expected in 1..=3 {
+            let r = h.run(&granted, json!({})).await;
+            assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+            assert_eq!(r.steps["count"].outputs["count"], json!(expected));
+        }
+        let denied = h
+            .run(&format!("steps:\n  count: {{ uses: \"{capable}\", with: {{ use: kv }} }}\n"), json!({}))
+            .await;
+        let e = error_of(&denied, "count");
+        assert_eq!(e["code"], "permission_denied", "{e}");
+        assert_eq!(e["message"], "step `count` did not grant `kv` to plugin `test.capable`");
+        assert_eq!(e["help"], "add `permissions: [kv]` to the step");
+        // The value lives in the plugin's own namespace in the database.
+        assert_eq!(h.store.kv_get("test.capable", "count").await.unwrap(), Some(b"3".to_vec()));
+        assert_eq!(h.store.kv_get("test.hostile", "count").await.unwrap(), None);
+    }
+
+    async fn artifacts_are_read_and_written_only_when_granted(h) {
+        let runtime = WasmRuntime::new(limits(), None).unwrap();
+        add_loader(h, &runtime);
+        let capable = uses("capable");
+        let file = h.artifacts.store_bytes(b"breaking news", "text/plain", Some("story.txt")).await.unwrap();
+        let yaml = |grant: &str| format!(
+            "inputs:\n  story: {{ type: file }}\nsteps:\n  up: {{ uses: \"{capable}\", {grant} with: {{ use: artifacts, file: \"${{{{ inputs.story }}}}\" }} }}\n"
+        );
+        let r = h.run(&yaml("permissions: [artifacts],"), json!({"story": file.to_value()})).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+        let out = mediaflow_plugin_api::ArtifactRef::from_value(&r.steps["up"].outputs["file"]).expect("a file output");
+        let path = h.artifacts.locate(&out).await.unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "BREAKING NEWS");
+        let denied = h.run(&yaml(""), json!({"story": file.to_value()})).await;
+        assert_eq!(error_of(&denied, "up")["code"], "permission_denied");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_may_read_only_the_artifacts_it_was_given() {
+    let (h, _rt) = harness(Db::Sqlite, limits()).await;
+    let capable = uses("capable");
+    // The artifact exists in the store, but the step was not given it: the plugin makes up
+    // the reference itself.
+    let secret = h
+        .artifacts
+        .store_bytes(b"secret", "text/plain", None)
+        .await
+        .unwrap();
+    let r = h
+        .run(
+            &format!("steps:\n  steal: {{ uses: \"{capable}\", permissions: [artifacts], with: {{ use: forge, sha256: {} }} }}\n", secret.sha256),
+            json!({}),
+        )
+        .await;
+    let e = error_of(&r, "steal");
+    assert_eq!(e["code"], "permission_denied", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not one of step `steal`'s inputs"),
+        "{e}"
+    );
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_plugins_run_through_the_engine() {
+    let (h, _rt) = harness(Db::Sqlite, limits()).await;
+    let (ap, kw, pf) = (uses("ap-headline"), uses("keywords"), uses("profanity"));
+    let r = h
+        .run(
+            &format!(
+                r#"
+inputs:
+  headline: {{ type: string }}
+  story: {{ type: string }}
+steps:
+  clean:
+    uses: "{pf}"
+    with: {{ text: "${{{{ inputs.headline }}}}" }}
+  case:
+    uses: "{ap}"
+    with: {{ text: "${{{{ steps.clean.outputs.text }}}}", style: title }}
+  tags:
+    uses: "{kw}"
+    with: {{ text: "${{{{ inputs.story }}}}", max_keywords: 5 }}
+"#
+            ),
+            json!({
+                "headline": "the damn mayor of springfield says budget is on track",
+                "story": "The European Central Bank raised interest rates. Christine Lagarde said the European Central Bank would act."
+            }),
+        )
+        .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    assert_eq!(r.steps["clean"].outputs["count"], json!(1));
+    assert_eq!(
+        r.steps["case"].outputs["text"],
+        json!("The D*** Mayor of Springfield Says Budget Is on Track")
+    );
+    assert_eq!(
+        r.steps["tags"].outputs["entities"][0],
+        json!({"text": "European Central Bank", "count": 2})
+    );
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_load_by_pin_from_a_directory_and_from_the_disk_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(guest("ap-headline"), plugins.join("ap.wasm")).unwrap();
+    std::fs::write(plugins.join("junk.wasm"), b"not wasm").unwrap();
+    let config = WasmConfig {
+        cache_dir: Some(cache.clone()),
+        ..limits()
+    };
+    let rt = WasmRuntime::new(config.clone(), None).unwrap();
+    let loaded = rt.load_dir(&plugins);
+    assert_eq!(loaded.len(), 2);
+    let ap = loaded[0].1.as_ref().expect("ap.wasm loads");
+    assert_eq!(ap.descriptor().name, "text.ap_headline");
+    assert!(ap.descriptor().sandboxed);
+    let junk = loaded[1]
+        .1
+        .as_ref()
+        .err()
+        .expect("junk.wasm is refused")
+        .to_string();
+    assert!(
+        junk.contains("does not start with the WebAssembly magic bytes"),
+        "{junk}"
+    );
+
+    // Compiled once, cached by sha256; a second runtime loads the cached code.
+    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(cached.len(), 1);
+    let name = cached[0]
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .to_string();
+    assert!(name.starts_with(ap.sha256()), "{name}");
+    let rt2 = WasmRuntime::new(config.clone(), None).unwrap();
+    let again = rt2
+        .load_file(&plugins.join("ap.wasm"), Some(ap.sha256()))
+        .unwrap();
+    assert_eq!(again.descriptor().name, "text.ap_headline");
+    // A corrupt cache entry is recompiled, not trusted.
+    std::fs::write(cache.join(&name), b"garbage").unwrap();
+    let rt3 = WasmRuntime::new(config, None).unwrap();
+    rt3.load_file(&plugins.join("ap.wasm"), None)
+        .expect("recompiles");
+    assert!(std::fs::metadata(cache.join(&name)).unwrap().len() > 1000);
+
+    let wrong = "0".repeat(64);
+    let err = rt
+        .load_file(&plugins.join("ap.wasm"), Some(&wrong))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("but the workflow pins 000"), "{err}");
+}
