@@ -382,39 +382,35 @@ fn tensors(vars: &BTreeMap<String, Var>, path: &str) -> Result<Vec<Tensor>, Conv
     };
     let qkv_bias = |p: &str| [Some(format!("{p}.query")), None, Some(format!("{p}.value"))];
 
-    for i in 0..enc_layers {
-        let (c, g) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
+    // The blocks encoder and decoder layers share.
+    let self_attention = |c: &str, g: &str, push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>)| {
         norm(
             &format!("{c}/self_attention/layer_norm"),
             &format!("{g}.attn_ln"),
-            &mut push,
+            push,
         )?;
         fused(
             &format!("{c}/self_attention/linear_0"),
             &qkv(&format!("{g}.attn")),
             &qkv_bias(&format!("{g}.attn")),
-            &mut push,
+            push,
         )?;
         linear(
             &format!("{c}/self_attention/linear_1"),
             &format!("{g}.attn.out"),
-            &mut push,
-        )?;
-        norm(
-            &format!("{c}/ffn/layer_norm"),
-            &format!("{g}.mlp_ln"),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/ffn/linear_0"),
-            &format!("{g}.mlp.0"),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/ffn/linear_1"),
-            &format!("{g}.mlp.2"),
-            &mut push,
-        )?;
+            push,
+        )
+    };
+    let feed_forward = |c: &str, g: &str, push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>)| {
+        norm(&format!("{c}/ffn/layer_norm"), &format!("{g}.mlp_ln"), push)?;
+        linear(&format!("{c}/ffn/linear_0"), &format!("{g}.mlp.0"), push)?;
+        linear(&format!("{c}/ffn/linear_1"), &format!("{g}.mlp.2"), push)
+    };
+
+    for i in 0..enc_layers {
+        let (c, g) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
+        self_attention(&c, &g, &mut push)?;
+        feed_forward(&c, &g, &mut push)?;
     }
     norm("encoder/layer_norm", "encoder.ln_post", &mut push)?;
 
@@ -430,22 +426,7 @@ fn tensors(vars: &BTreeMap<String, Var>, path: &str) -> Result<Vec<Tensor>, Conv
     )?;
     for i in 0..dec_layers {
         let (c, g) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
-        norm(
-            &format!("{c}/self_attention/layer_norm"),
-            &format!("{g}.attn_ln"),
-            &mut push,
-        )?;
-        fused(
-            &format!("{c}/self_attention/linear_0"),
-            &qkv(&format!("{g}.attn")),
-            &qkv_bias(&format!("{g}.attn")),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/self_attention/linear_1"),
-            &format!("{g}.attn.out"),
-            &mut push,
-        )?;
+        self_attention(&c, &g, &mut push)?;
         norm(
             &format!("{c}/attention/layer_norm"),
             &format!("{g}.cross_attn_ln"),
@@ -470,21 +451,7 @@ fn tensors(vars: &BTreeMap<String, Var>, path: &str) -> Result<Vec<Tensor>, Conv
             &format!("{g}.cross_attn.out"),
             &mut push,
         )?;
-        norm(
-            &format!("{c}/ffn/layer_norm"),
-            &format!("{g}.mlp_ln"),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/ffn/linear_0"),
-            &format!("{g}.mlp.0"),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/ffn/linear_1"),
-            &format!("{g}.mlp.2"),
-            &mut push,
-        )?;
+        feed_forward(&c, &g, &mut push)?;
     }
     norm("decoder/layer_norm", "decoder.ln", &mut push)?;
     Ok(out)
