@@ -1,16 +1,38 @@
 #!/usr/bin/env bash
-# The main job: builds mediaflow and its LLM plugin, pulls the default model if it is
-# missing, and runs a real example workflow on the embedded default store (SQLite in the
-# data dir). Installs whatever is missing first.
+# The main job: builds mediaflow and its plugin processes (llama.cpp, whisper.cpp), pulls
+# the models if they are missing, and runs a real example workflow on the embedded default
+# store (SQLite in the data dir): by default workflows/podcast-to-article.yaml on a spoken
+# news bulletin (espeak-ng) unless `--input audio=FILE` is given. Installs whatever is
+# missing first.
 #   ./scripts/run-example.sh [workflow.yaml] [mediaflow run options…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-workflow=${1:-workflows/headline-writer.yaml}
+workflow=${1:-workflows/podcast-to-article.yaml}
 shift || true
-cargo build --release -p mediaflow-cli -p mediaflow-llm
+cargo build --release -p mediaflow-cli -p mediaflow-llm -p mediaflow-asr
 bin="${CARGO_TARGET_DIR:-target}/release/mediaflow"
 "$bin" models pull smollm2-135m-instruct
+args=("$@")
+if [[ $(basename "$workflow") == podcast-to-article.yaml ]]; then
+  "$bin" models pull whisper-base
+  if ! printf '%s\n' "$@" | grep -q '^audio='; then
+    sample="${TMPDIR:-/tmp}/mediaflow-example/bulletin.mp3"
+    if [ ! -s "$sample" ]; then
+      mkdir -p "$(dirname "$sample")"
+      espeak-ng -v en-us -s 150 -w "${sample%.mp3}.wav" \
+        "Good evening. Here is the news. The city council approved a new bridge across the \
+river on Tuesday night, ending years of debate over the crossing. Opponents said the money \
+should have been spent on flood protection after the storms of last winter, but the council \
+said the bridge would take thousands of cars a day off the inner ring road. Work is expected \
+to start in the autumn. In other news, train drivers will strike on Friday after talks over \
+pay broke down, the union said. Passengers are advised to check before they travel."
+      lame --quiet -b 64 "${sample%.mp3}.wav" "$sample"
+    fi
+    echo "no --input audio=FILE given: using a spoken news bulletin, $sample"
+    args+=(--input "audio=$sample")
+  fi
+fi
 "$bin" validate "$workflow"
-"$bin" run "$workflow" "$@"
+"$bin" run "$workflow" "${args[@]}"

