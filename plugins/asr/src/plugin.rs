@@ -103,6 +103,12 @@ impl From<TranscribeError> for PluginError {
     }
 }
 
+impl Default for Transcribe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Transcribe {
     pub fn new() -> Self {
         // whisper.cpp logs every model load and decode to stderr; keep the plugin's stderr
@@ -235,28 +241,25 @@ impl Plugin for Transcribe {
             .collect::<Vec<_>>()
             .join(" ");
         let name = stem(&artifact);
-        let srt = cx
-            .artifacts()
-            .put_bytes(
-                subtitles::srt(&segments).as_bytes(),
-                "application/x-subrip",
-                Some(&format!("{name}.srt")),
-            )
-            .await?;
-        let vtt = cx
-            .artifacts()
-            .put_bytes(
-                subtitles::vtt(&segments).as_bytes(),
-                "text/vtt",
-                Some(&format!("{name}.vtt")),
-            )
-            .await?;
+        let mut files = Vec::new();
+        for (ext, media_type, body) in [
+            ("srt", "application/x-subrip", subtitles::srt(&segments)),
+            ("vtt", "text/vtt", subtitles::vtt(&segments)),
+        ] {
+            let file = cx
+                .artifacts()
+                .put_bytes(body.as_bytes(), media_type, Some(&format!("{name}.{ext}")))
+                .await?;
+            files.push(file.to_value());
+        }
+        let [srt, vtt] = <[Value; 2]>::try_from(files)
+            .map_err(|_| PluginError::new("subtitles", "subtitle files went missing"))?;
         Ok(json!({
             "text": text,
             "language": transcript.language,
             "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
-            "srt": srt.to_value(),
-            "vtt": vtt.to_value(),
+            "srt": srt,
+            "vtt": vtt,
             "duration": round3(seconds),
             "realtime_factor": round3(elapsed / seconds.max(1e-9)),
         }))

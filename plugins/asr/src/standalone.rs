@@ -1,5 +1,5 @@
 //! `mediaflow-asr transcribe FILE [--model M] [--language L] [--beam-size N] [--threads N]
-//! [--audio-ctx N] [--verbose]`: one transcription without a workflow. Prints JSON: the transcript, the
+//! [--audio-ctx N] [--no-fallback] [--verbose]`: one transcription without a workflow. Prints JSON: the transcript, the
 //! segments, the time each phase took and the process's peak memory.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use crate::audio;
 use crate::subtitles;
 use crate::transcribe::{self, Models, Settings};
 
-const USAGE: &str = "usage: mediaflow-asr transcribe FILE [--model NAME|PATH] [--language auto|CODE] [--beam-size N] [--threads N] [--audio-ctx N] [--verbose]";
+const USAGE: &str = "usage: mediaflow-asr transcribe FILE [--model NAME|PATH] [--language auto|CODE] [--beam-size N] [--threads N] [--audio-ctx N] [--no-fallback] [--verbose]";
 
 /// Runs the command; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
@@ -42,6 +42,10 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
             "-h" | "--help" => return Err(USAGE.into()),
             "--verbose" => {
                 verbose = true;
+                continue;
+            }
+            "--no-fallback" => {
+                config.insert("temperature_fallback".into(), json!(false));
                 continue;
             }
             _ if a.starts_with('-') => return Err(format!("unknown option {a}\n{USAGE}")),

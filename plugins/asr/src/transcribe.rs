@@ -175,8 +175,7 @@ pub fn transcribe(
     p.set_progress_callback_safe(progress);
     // whisper-rs calls the abort closure through a pointer of the closure's own type, so the
     // closure passed must be the boxed trait object itself.
-    let poll = abort.clone();
-    let poll: Box<dyn FnMut() -> bool> = Box::new(move || poll());
+    let poll: Box<dyn FnMut() -> bool> = Box::new(abort.clone());
     p.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(poll);
 
     // whisper.cpp ignores input shorter than a second; pad short clips with silence.
