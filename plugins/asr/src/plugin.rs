@@ -32,7 +32,7 @@ fn schema() -> Value {
             "language": {"enum": languages(), "default": "auto", "description": "`auto` to detect it, or a code such as `en`, `de`, `fr` (English-only models always use `en`)"},
             "translate": {"type": "boolean", "default": false, "description": "translate the speech into English"},
             "beam_size": {"type": "integer", "minimum": 1, "maximum": 16, "default": 5, "description": "1 = greedy decoding (faster), more = beam search (more accurate)"},
-            "initial_prompt": {"type": "string", "description": "text that primes the model: names, places and terms the audio is likely to contain, spelled as they should come out"},
+            "initial_prompt": {"type": ["string", "null"], "description": "text that primes the model: names, places and terms the audio is likely to contain, spelled as they should come out (empty = none)"},
             "threads": {"type": "integer", "minimum": 1, "maximum": 256, "description": "CPU threads (default: all cores, at most 8)"},
             "audio_ctx": {"type": "integer", "minimum": 0, "maximum": 1500, "description": "encoder context: 1500 = 30 s (the default, 0); smaller values encode short clips faster at some cost in accuracy"},
             "max_segment_chars": {"type": "integer", "minimum": 0, "description": "split segments (subtitle cues) longer than this many characters, at word boundaries (0 = whisper's own segments)"},

@@ -42,7 +42,6 @@ async fn podcast_to_article_runs_on_real_models() {
     let inputs = json!({
         "audio": audio,
         "asr_model": MODEL,
-        "glossary": "Tuesday, council, flood protection",
         "out_dir": out_dir.display().to_string(),
     });
     let r = h
