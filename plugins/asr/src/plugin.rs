@@ -241,19 +241,17 @@ impl Plugin for Transcribe {
             .collect::<Vec<_>>()
             .join(" ");
         let name = stem(&artifact);
-        let mut files = Vec::new();
-        for (ext, media_type, body) in [
-            ("srt", "application/x-subrip", subtitles::srt(&segments)),
-            ("vtt", "text/vtt", subtitles::vtt(&segments)),
-        ] {
-            let file = cx
-                .artifacts()
-                .put_bytes(body.as_bytes(), media_type, Some(&format!("{name}.{ext}")))
-                .await?;
-            files.push(file.to_value());
-        }
-        let [srt, vtt] = <[Value; 2]>::try_from(files)
-            .map_err(|_| PluginError::new("subtitles", "subtitle files went missing"))?;
+        let store = |ext: &'static str, media_type: &'static str, body: String| {
+            let file_name = format!("{name}.{ext}");
+            async move {
+                cx.artifacts()
+                    .put_bytes(body.as_bytes(), media_type, Some(&file_name))
+                    .await
+                    .map(|a| a.to_value())
+            }
+        };
+        let srt = store("srt", "application/x-subrip", subtitles::srt(&segments)).await?;
+        let vtt = store("vtt", "text/vtt", subtitles::vtt(&segments)).await?;
         Ok(json!({
             "text": text,
             "language": transcript.language,

@@ -19,13 +19,10 @@ pub const SPEECH: &str = "The city council approved a new bridge across the rive
 Tuesday night. Critics said the money should have been spent on flood protection instead. \
 Work on the project is expected to start in the autumn.";
 
+/// The models the plugin process would use: the one place that decides is
+/// [`mediaflow_models::ModelStore::env_dir`].
 pub fn models_dir() -> PathBuf {
-    std::env::var_os("MEDIAFLOW_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".local/share/mediaflow/models")
-        })
+    mediaflow_models::ModelStore::env_dir()
 }
 
 pub fn require_model(name: &str) {
