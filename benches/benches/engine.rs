@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mediaflow_engine::{Engine, EngineOptions, RunControl};
+use mediaflow_plugin_api::Registry;
 use mediaflow_store::{ArtifactStore, RunStatus, Store};
 use mediaflow_tests::{fresh_postgres, noop_dag, NoopPlugin};
-use mediaflow_workflow::{compile_str, Registry};
+use mediaflow_workflow::compile_str;
 
 const STEPS: usize = 1000;
 
@@ -21,7 +22,9 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let registry = Registry::new().with(NoopPlugin::default());
+    let mut registry = Registry::new();
+    let noop: Arc<dyn mediaflow_plugin_api::Plugin> = Arc::new(NoopPlugin::default());
+    let _ = registry.add([noop], "bench");
     let dir = tempfile::tempdir().unwrap();
     let mut backends: Vec<(&str, String)> = vec![
         ("memory", "sqlite::memory:".to_owned()),

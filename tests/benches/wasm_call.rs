@@ -25,7 +25,7 @@ impl Plugin for NativeEcho {
         let text = config
             .get("text")
             .and_then(Value::as_str)
-            .ok_or_else(|| PluginError::fatal("bad_input", "`text` must be a string"))?;
+            .ok_or_else(|| PluginError::new("bad_input", "`text` must be a string"))?;
         Ok(json!({ "text": text }))
     }
 }
@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cx = rt.block_on(bench_context(dir.path()));
-    let runtime = WasmRuntime::new(WasmConfig::default(), None).unwrap();
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
     let wasm: Arc<dyn Plugin> = runtime.load_file(&guest("trivial"), None).unwrap();
     let native: Arc<dyn Plugin> = Arc::new(NativeEcho(
         Descriptor::new("bench.echo", "0.1.0", "Returns its input")

@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use mediaflow_engine::{Engine, EngineOptions, RunControl, RunReport};
-use mediaflow_plugin_api::{Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType};
+use mediaflow_engine::{Engine, EngineOptions, PluginLlm, RunControl, RunReport};
+use mediaflow_plugin_api::{
+    Descriptor, LlmProvider, Plugin, PluginError, Port, Registry, RunContext, Value, ValueType,
+};
 use mediaflow_store::{ArtifactStore, Store};
-use mediaflow_workflow::{compile_str, Plan, Registry};
+use mediaflow_workflow::{compile_str, Plan};
 use serde_json::{json, Map};
 
 /// Shared observations the test plugins make.
@@ -158,9 +160,9 @@ impl Plugin for ProbePlugin {
                     .and_then(Value::as_bool)
                     .unwrap_or(false)
                 {
-                    PluginError::fatal("planned", msg)
-                } else {
                     PluginError::new("planned", msg)
+                } else {
+                    PluginError::new("planned", msg).retryable()
                 },
             );
         }
@@ -236,20 +238,12 @@ impl Harness {
         let store = Store::connect(&url).await.expect("open store");
         let artifacts = ArtifactStore::new(dir.path().join("artifacts"), store.clone());
         let probe = Arc::new(Probe::default());
-        let mut registry = Registry::new();
-        for p in mediaflow_builtin::plugins() {
-            registry.register(p);
-        }
-        registry.register(Arc::new(ProbePlugin::new(
-            "test.probe",
-            probe.clone(),
-            None,
-        )));
-        registry.register(Arc::new(ProbePlugin::new(
-            "test.single",
-            probe.clone(),
-            Some(1),
-        )));
+        let mut registry = mediaflow_builtin::registry();
+        let probes: [Arc<dyn Plugin>; 2] = [
+            Arc::new(ProbePlugin::new("test.probe", probe.clone(), None)),
+            Arc::new(ProbePlugin::new("test.single", probe.clone(), Some(1))),
+        ];
+        registry.add(probes, "tests").expect("distinct names");
         Harness {
             db,
             dir,
@@ -261,8 +255,37 @@ impl Harness {
         }
     }
 
+    /// Adds plugins to the harness's registry (refusing names already taken).
+    pub fn register(&mut self, plugins: impl IntoIterator<Item = Arc<dyn Plugin>>) {
+        if let Err(e) = self.registry.add(plugins, "test") {
+            panic!("{e}");
+        }
+    }
+
+    /// An engine on the harness's store; `llm.generate`, when registered, serves the
+    /// steps' LLM requests.
     pub fn engine(&self, options: EngineOptions) -> Engine {
-        Engine::new(self.store.clone(), self.artifacts.clone(), options)
+        let llm = self
+            .registry
+            .get("llm.generate")
+            .and_then(|p| PluginLlm::new(p.clone()).ok())
+            .map(|p| Arc::new(p) as Arc<dyn LlmProvider>);
+        Engine::new(self.store.clone(), self.artifacts.clone(), options).with_llm(llm)
+    }
+
+    /// Resumes a stored run the way `mediaflow resume` does: compiles its stored workflow
+    /// against the harness's registry, then drives it.
+    pub async fn resume(&self, run_id: &str, ctl: RunControl) -> RunReport {
+        let engine = self.engine(EngineOptions::default());
+        let stored = engine.stored_workflow(run_id).await.expect("stored run");
+        let plan = match compile_str(&stored.file, &stored.yaml, &self.registry) {
+            Ok(p) => Arc::new(p),
+            Err(d) => panic!("stored workflow does not compile:\n{}", d.render(false)),
+        };
+        engine
+            .resume(run_id, plan, ctl)
+            .await
+            .expect("resume finishes")
     }
 
     pub fn plan(&self, yaml: &str) -> Arc<Plan> {

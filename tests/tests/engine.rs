@@ -294,8 +294,7 @@ steps:
 "#;
         let r = h.run(yaml, json!({})).await;
         assert_eq!(r.status, RunStatus::Failed);
-        let engine = h.engine(EngineOptions::default());
-        let r2 = engine.resume(&r.run_id, &h.registry, RunControl::default()).await.unwrap();
+        let r2 = h.resume(&r.run_id, RunControl::default()).await;
         assert_eq!(r2.run_id, r.run_id);
         assert_eq!(r2.status, RunStatus::Succeeded, "{r2:?}");
         assert_eq!(r2.resumed_count, 1);

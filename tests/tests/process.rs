@@ -20,9 +20,7 @@ async fn harness_with_process() -> (Harness, Arc<Supervisor>) {
     let names: Vec<_> = binary.descriptors.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["proc.echo", "proc.upper", "proc.abort"]);
     let sup = Supervisor::new(binary, vec![]);
-    for p in sup.plugins() {
-        h.registry.register(p);
-    }
+    h.register(sup.plugins());
     (h, sup)
 }
 

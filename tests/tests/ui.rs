@@ -7,24 +7,18 @@ use std::sync::Arc;
 
 use mediaflow_tests::guests::guest;
 use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
-use mediaflow_workflow::{compile_str, Registry};
+use mediaflow_workflow::compile_str;
 
 #[test]
 fn diagnostics_match_golden_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
-    let mut registry = Registry::new();
-    for p in mediaflow_builtin::plugins() {
-        registry.register(p);
-    }
+    let mut registry = mediaflow_builtin::registry();
     // `uses: wasm:NAME.wasm` finds the example plugins, built from source.
     let guests = guest("ap-headline").parent().expect("guest dir").to_owned();
-    let runtime = WasmRuntime::new(
-        WasmConfig {
-            plugin_dirs: vec![guests.clone()],
-            ..WasmConfig::default()
-        },
-        None,
-    )
+    let runtime = WasmRuntime::new(WasmConfig {
+        plugin_dirs: vec![guests.clone()],
+        ..WasmConfig::default()
+    })
     .expect("wasm runtime");
     registry.add_loader("wasm", Arc::new(WasmLoader { runtime }));
     let guests = guests.display().to_string();

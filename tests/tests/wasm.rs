@@ -23,7 +23,7 @@ fn limits() -> WasmConfig {
 /// A harness whose registry resolves `uses: wasm:…`.
 async fn harness(db: Db, config: WasmConfig) -> (Harness, WasmRuntime) {
     let mut h = Harness::new(db).await;
-    let runtime = WasmRuntime::new(config, None).expect("wasm runtime");
+    let runtime = WasmRuntime::new(config).expect("wasm runtime");
     add_loader(&mut h, &runtime);
     (h, runtime)
 }
@@ -207,7 +207,7 @@ steps:
 
 on_both_backends! {
     async fn kv_is_granted_per_step_and_kept_across_runs(h) {
-        let runtime = WasmRuntime::new(limits(), None).unwrap();
+        let runtime = WasmRuntime::new(limits()).unwrap();
         add_loader(h, &runtime);
         let capable = uses("capable");
         let granted = format!("steps:\n  count: {{ uses: \"{capable}\", permissions: [kv], with: {{ use: kv }} }}\n");
@@ -229,7 +229,7 @@ on_both_backends! {
     }
 
     async fn artifacts_are_read_and_written_only_when_granted(h) {
-        let runtime = WasmRuntime::new(limits(), None).unwrap();
+        let runtime = WasmRuntime::new(limits()).unwrap();
         add_loader(h, &runtime);
         let capable = uses("capable");
         let file = h.artifacts.store_bytes(b"breaking news", "text/plain", Some("story.txt")).await.unwrap();
@@ -329,7 +329,7 @@ async fn components_load_by_pin_from_a_directory_and_from_the_disk_cache() {
         cache_dir: Some(cache.clone()),
         ..limits()
     };
-    let rt = WasmRuntime::new(config.clone(), None).unwrap();
+    let rt = WasmRuntime::new(config.clone()).unwrap();
     let loaded = rt.load_dir(&plugins);
     assert_eq!(loaded.len(), 2);
     let ap = loaded[0].1.as_ref().expect("ap.wasm loads");
@@ -356,14 +356,14 @@ async fn components_load_by_pin_from_a_directory_and_from_the_disk_cache() {
         .to_string_lossy()
         .to_string();
     assert!(name.starts_with(ap.sha256()), "{name}");
-    let rt2 = WasmRuntime::new(config.clone(), None).unwrap();
+    let rt2 = WasmRuntime::new(config.clone()).unwrap();
     let again = rt2
         .load_file(&plugins.join("ap.wasm"), Some(ap.sha256()))
         .unwrap();
     assert_eq!(again.descriptor().name, "text.ap_headline");
     // A corrupt cache entry is recompiled, not trusted.
     std::fs::write(cache.join(&name), b"garbage").unwrap();
-    let rt3 = WasmRuntime::new(config, None).unwrap();
+    let rt3 = WasmRuntime::new(config).unwrap();
     rt3.load_file(&plugins.join("ap.wasm"), None)
         .expect("recompiles");
     assert!(std::fs::metadata(cache.join(&name)).unwrap().len() > 1000);

@@ -292,15 +292,7 @@ pub fn print_plugins(
             .unwrap_or_default();
         return Err(miette!("no plugin `{n}`{hint}"));
     }
-    let origin = |n: &str| {
-        plugins
-            .origins
-            .iter()
-            .rev()
-            .find(|(name, _)| name == n)
-            .map(|(_, o)| o.clone())
-            .unwrap_or_default()
-    };
+    let origin = |n: &str| registry.origin(n).unwrap_or_default().to_owned();
     if json {
         let v: Vec<Value> = descs
             .iter()
@@ -327,14 +319,13 @@ pub fn print_plugins(
         }
         println!("  outputs: {}", ports(&d.outputs));
         if d.sandboxed {
-            let wants = if d.capabilities.is_empty() {
+            let wants = if d.permissions.is_empty() {
                 "nothing beyond log".to_owned()
             } else {
-                d.capabilities.join(", ")
+                let names: Vec<&str> = d.permissions.iter().map(|p| p.as_str()).collect();
+                names.join(", ")
             };
             println!("  sandboxed (WebAssembly); may ask for: {wants}");
-        } else if !d.capabilities.is_empty() {
-            println!("  capabilities: {}", d.capabilities.join(", "));
         }
         if name.is_some() {
             println!("  config schema:");

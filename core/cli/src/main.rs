@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use mediaflow_engine::{Engine, EngineOptions, RunControl, RunReport};
+use mediaflow_plugin_api::Registry;
 use mediaflow_store::{ArtifactStore, RunFilter, RunStatus, Store};
-use mediaflow_workflow::{compile_file, CompileError, Registry};
+use mediaflow_workflow::{compile_file, compile_str, CompileError, Diagnostics, Plan};
 use miette::{miette, IntoDiagnostic};
 
 mod display;
@@ -73,9 +74,8 @@ enum Command {
     Runs {
         #[arg(long)]
         workflow: Option<String>,
-        /// pending, running, succeeded, failed or cancelled
-        #[arg(long)]
-        status: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
         #[arg(long)]
@@ -107,6 +107,28 @@ enum Command {
     },
 }
 
+/// A run status, as `runs --status` takes it.
+#[derive(Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl From<StatusArg> for RunStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Pending => RunStatus::Pending,
+            StatusArg::Running => RunStatus::Running,
+            StatusArg::Succeeded => RunStatus::Succeeded,
+            StatusArg::Failed => RunStatus::Failed,
+            StatusArg::Cancelled => RunStatus::Cancelled,
+        }
+    }
+}
+
 /// An error with the exit code it maps to: 1 failed or invalid, 2 usage.
 struct Failure {
     code: u8,
@@ -127,13 +149,11 @@ fn data_dir(cli: &Cli) -> Result<PathBuf, Failure> {
     if let Some(d) = &cli.data_dir {
         return Ok(d.clone());
     }
-    directories::ProjectDirs::from("", "", "mediaflow")
-        .map(|p| p.data_dir().to_path_buf())
-        .ok_or_else(|| {
-            usage(miette!(
-                "cannot find a data directory; pass --data-dir or set MEDIAFLOW_DATA_DIR"
-            ))
-        })
+    mediaflow_models::default_data_dir().ok_or_else(|| {
+        usage(miette!(
+            "cannot find a data directory; pass --data-dir or set MEDIAFLOW_DATA_DIR"
+        ))
+    })
 }
 
 async fn open_store(cli: &Cli) -> Result<(Store, ArtifactStore), Failure> {
@@ -147,21 +167,41 @@ async fn open_store(cli: &Cli) -> Result<(Store, ArtifactStore), Failure> {
     Ok((store, artifacts))
 }
 
-fn compile(
-    file: &std::path::Path,
-    registry: &Registry,
-) -> Result<mediaflow_workflow::Plan, Failure> {
+fn invalid(d: Diagnostics) -> Failure {
+    eprint!("{}", d.render(display::color_stderr()));
+    Failure {
+        code: 1,
+        report: miette!("{d}"),
+    }
+}
+
+fn compile(file: &std::path::Path, registry: &Registry) -> Result<Plan, Failure> {
     compile_file(file, registry).map_err(|e| match e {
-        CompileError::Invalid(d) => {
-            eprint!("{}", d.render(display::color_stderr()));
-            Failure {
-                code: 1,
-                report: miette!("{d}"),
-            }
-        }
+        CompileError::Invalid(d) => invalid(d),
         CompileError::Io { .. } => usage(miette!("{e}")),
         other => miette!("{other}").into(),
     })
+}
+
+/// Resumes a run with its stored workflow, compiled against today's plugins.
+async fn resume_run(
+    engine: &Engine,
+    registry: &Registry,
+    run_id: &str,
+    ctl: RunControl,
+) -> Result<RunReport, Failure> {
+    let stored = engine
+        .stored_workflow(run_id)
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    let plan = compile_str(&stored.file, &stored.yaml, registry).map_err(|d| {
+        eprintln!("the stored workflow of run {run_id} no longer compiles:");
+        invalid(d)
+    })?;
+    Ok(engine
+        .resume(run_id, Arc::new(plan), ctl)
+        .await
+        .map_err(|e| miette!("{e}"))?)
 }
 
 fn control(json: bool) -> (RunControl, Option<tokio::task::JoinHandle<()>>) {
@@ -217,10 +257,58 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
     if let Command::Plugin { command } = &cli.command {
         return scaffold::run(command).map_err(Failure::from);
     }
+    if let Some(done) = without_plugins(&cli).await {
+        return done;
+    }
     let plugins = plugins::Plugins::load(&models_dir, &data).await;
     let result = dispatch(&cli, &plugins).await;
     plugins.shutdown().await;
     result
+}
+
+/// The commands that need no plugins (so none is described or started for them).
+async fn without_plugins(cli: &Cli) -> Option<Result<(), Failure>> {
+    Some(match &cli.command {
+        Command::Runs {
+            workflow,
+            status,
+            limit,
+            json,
+        } => {
+            let listed = async {
+                let (store, _) = open_store(cli).await?;
+                let runs = store
+                    .list_runs(&RunFilter {
+                        workflow: workflow.clone(),
+                        status: status.map(RunStatus::from),
+                        limit: Some(*limit),
+                    })
+                    .await
+                    .map_err(|e| miette!("{e}"))?;
+                display::print_runs(&runs, *json);
+                Ok(())
+            };
+            listed.await
+        }
+        Command::Show { run_id, json } => show(cli, run_id, *json).await,
+        _ => return None,
+    })
+}
+
+async fn show(cli: &Cli, run_id: &str, json: bool) -> Result<(), Failure> {
+    let (store, artifacts) = open_store(cli).await?;
+    let engine = Engine::new(store.clone(), artifacts, EngineOptions::default());
+    let report = engine.report(run_id).await.map_err(|e| miette!("{e}"))?;
+    let logs = store.logs(run_id).await.map_err(|e| miette!("{e}"))?;
+    if json {
+        let mut v = report.to_json();
+        v["logs"] = serde_json::to_value(&logs).into_diagnostic()?;
+        println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?);
+    } else {
+        display::print_report(&report);
+        display::print_logs(&logs);
+    }
+    Ok(())
 }
 
 async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> {
@@ -258,7 +346,7 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
             if let Some(n) = max_parallel {
                 options.max_parallel = (*n).max(1);
             }
-            let engine = Engine::new(store.clone(), artifacts, options);
+            let engine = Engine::new(store.clone(), artifacts, options).with_llm(plugins.llm());
             let bound = plan
                 .bind_inputs(&given)
                 .map_err(|e| usage(miette!("{e}")))?;
@@ -273,62 +361,24 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
             let report = match previous {
                 Some(id) => {
                     eprintln!("resuming run {id}");
-                    engine.resume(&id, registry, ctl).await
+                    resume_run(&engine, registry, &id, ctl).await?
                 }
-                None => engine.run(plan, given, ctl).await,
-            }
-            .map_err(|e| miette!("{e}"))?;
+                None => engine
+                    .run(plan, given, ctl)
+                    .await
+                    .map_err(|e| miette!("{e}"))?,
+            };
             finish(report, *json, display).await
         }
         Command::Resume { run_id, json } => {
             let (store, artifacts) = open_store(cli).await?;
-            let engine = Engine::new(store, artifacts, EngineOptions::default());
+            let engine =
+                Engine::new(store, artifacts, EngineOptions::default()).with_llm(plugins.llm());
             let (ctl, display) = control(*json);
-            let report = engine
-                .resume(run_id, registry, ctl)
-                .await
-                .map_err(|e| miette!("{e}"))?;
+            let report = resume_run(&engine, registry, run_id, ctl).await?;
             finish(report, *json, display).await
         }
-        Command::Runs {
-            workflow,
-            status,
-            limit,
-            json,
-        } => {
-            let status = match status {
-                Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-                    usage(miette!("unknown status `{s}`; use pending, running, succeeded, failed or cancelled"))
-                })?),
-                None => None,
-            };
-            let (store, _) = open_store(cli).await?;
-            let runs = store
-                .list_runs(&RunFilter {
-                    workflow: workflow.clone(),
-                    status,
-                    limit: Some(*limit),
-                })
-                .await
-                .map_err(|e| miette!("{e}"))?;
-            display::print_runs(&runs, *json);
-            Ok(())
-        }
-        Command::Show { run_id, json } => {
-            let (store, artifacts) = open_store(cli).await?;
-            let engine = Engine::new(store.clone(), artifacts, EngineOptions::default());
-            let report = engine.report(run_id).await.map_err(|e| miette!("{e}"))?;
-            let logs = store.logs(run_id).await.map_err(|e| miette!("{e}"))?;
-            if *json {
-                let mut v = report.to_json();
-                v["logs"] = serde_json::to_value(&logs).into_diagnostic()?;
-                println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?);
-            } else {
-                display::print_report(&report);
-                display::print_logs(&logs);
-            }
-            Ok(())
-        }
+        Command::Runs { .. } | Command::Show { .. } => Ok(()),
         Command::Plugins { name, json } => {
             display::print_plugins(plugins, name.as_deref(), *json).map_err(usage)
         }

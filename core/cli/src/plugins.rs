@@ -1,31 +1,36 @@
-//! Which plugins this `mediaflow` has: built-ins and plugin processes found on disk.
+//! Which plugins this `mediaflow` has: built-ins, plugin processes found on disk, and
+//! WebAssembly components in the plugin directories. Loaded only by the commands that
+//! need plugins.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mediaflow_plugin_api::Plugin;
+use mediaflow_engine::PluginLlm;
+use mediaflow_plugin_api::{LlmProvider, Registry};
 use mediaflow_process_host::{describe, discover, search_dirs, Supervisor};
 use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
-use mediaflow_workflow::Registry;
 
 /// The registry and the plugin processes behind it (shut down on exit).
 pub struct Plugins {
     pub registry: Registry,
     pub supervisors: Vec<Arc<Supervisor>>,
-    /// Plugin name → where it comes from (`built-in` or the executable).
-    pub origins: Vec<(String, String)>,
-    /// Executables that were found but could not be used.
+    /// Plugins that were found but could not be used, and why.
     pub broken: Vec<String>,
+}
+
+/// Where `*.wasm` plugins are registered from: `DATA_DIR/plugins`, then each directory of
+/// `MEDIAFLOW_PLUGINS_DIR`.
+pub fn wasm_dirs(data_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![data_dir.join("plugins")];
+    if let Some(v) = std::env::var_os("MEDIAFLOW_PLUGINS_DIR") {
+        dirs.extend(std::env::split_paths(&v));
+    }
+    dirs
 }
 
 impl Plugins {
     pub async fn load(models_dir: &Path, data_dir: &Path) -> Plugins {
-        let mut registry = Registry::new();
-        let mut origins = Vec::new();
-        for p in mediaflow_builtin::plugins() {
-            origins.push((p.descriptor().name.clone(), "built-in".to_owned()));
-            registry.register(p);
-        }
+        let mut registry = mediaflow_builtin::registry();
         let env = vec![
             (
                 "MEDIAFLOW_MODELS".to_owned(),
@@ -42,40 +47,35 @@ impl Plugins {
             match describe(&exe).await {
                 Ok(binary) => {
                     let sup = Supervisor::new(binary, env.clone());
-                    for p in sup.plugins() {
-                        origins.push((p.descriptor().name.clone(), exe.display().to_string()));
-                        registry.register(p);
+                    match registry.add(sup.plugins(), &exe.display().to_string()) {
+                        Ok(()) => supervisors.push(sup),
+                        Err(e) => broken.push(format!("{e}; the second is ignored")),
                     }
-                    supervisors.push(sup);
                 }
                 Err(e) => broken.push(e.to_string()),
             }
         }
         // WebAssembly plugins: `uses: wasm:FILE` anywhere, and every `*.wasm` in the plugin
         // directories under the name it declares.
-        let mut plugin_dirs = vec![data_dir.join("plugins")];
-        if let Some(v) = std::env::var_os("MEDIAFLOW_PLUGINS_DIR") {
-            plugin_dirs.extend(std::env::split_paths(&v));
-        }
+        let plugin_dirs = wasm_dirs(data_dir);
         let config = WasmConfig {
             cache_dir: Some(data_dir.join("wasm-cache")),
             plugin_dirs: plugin_dirs.clone(),
             ..WasmConfig::default()
         }
         .with_env();
-        match WasmRuntime::new(config, registry.get("llm.generate").cloned()) {
+        match WasmRuntime::new(config) {
             Ok(runtime) => {
                 for dir in &plugin_dirs {
                     for (path, loaded) in runtime.load_dir(dir) {
-                        match loaded {
-                            Ok(p) => {
-                                origins.push((
-                                    p.descriptor().name.clone(),
-                                    path.display().to_string(),
-                                ));
-                                registry.register(p);
-                            }
-                            Err(e) => broken.push(e.to_string()),
+                        let added = match loaded {
+                            Ok(p) => registry
+                                .add([p as _], &path.display().to_string())
+                                .map_err(|e| format!("{e}; the second is ignored")),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        if let Err(e) = added {
+                            broken.push(e);
                         }
                     }
                 }
@@ -86,9 +86,16 @@ impl Plugins {
         Plugins {
             registry,
             supervisors,
-            origins,
             broken,
         }
+    }
+
+    /// The text generation steps and sandboxed plugins reach: `llm.generate`, if installed.
+    pub fn llm(&self) -> Option<Arc<dyn LlmProvider>> {
+        let plugin = self.registry.get("llm.generate")?.clone();
+        PluginLlm::new(plugin)
+            .ok()
+            .map(|p| Arc::new(p) as Arc<dyn LlmProvider>)
     }
 
     pub async fn shutdown(&self) {

@@ -10,12 +10,12 @@ pub struct StoreKv {
 }
 
 fn store_error(e: mediaflow_store::StoreError) -> PluginError {
-    PluginError::new("store", format!("key-value store: {e}"))
+    PluginError::new("store", format!("key-value store: {e}")).retryable()
 }
 
 fn check_key(key: &str) -> Result<(), PluginError> {
     if key.is_empty() || key.len() > KV_MAX_KEY {
-        return Err(PluginError::fatal(
+        return Err(PluginError::new(
             "bad_input",
             format!("key-value keys must be 1 to {KV_MAX_KEY} bytes long"),
         ));
@@ -36,7 +36,7 @@ impl KeyValue for StoreKv {
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), PluginError> {
         check_key(key)?;
         if value.len() > KV_MAX_VALUE {
-            return Err(PluginError::fatal(
+            return Err(PluginError::new(
                 "bad_input",
                 format!(
                     "key-value values are limited to {KV_MAX_VALUE} bytes (got {})",

@@ -6,29 +6,36 @@
 //! starts, so a run killed at any moment can be resumed: finished steps are kept, the
 //! interrupted ones run again.
 
+mod error;
 mod events;
 mod exec;
 mod keys;
 mod kv;
+mod llm;
 mod report;
 mod scheduler;
+mod shared;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediaflow_plugin_api::{Artifacts, Value};
+use mediaflow_plugin_api::{Artifacts, LlmProvider, Value};
 use mediaflow_store::{now_ms, ArtifactStore, RunRecord, RunStatus, Store, StoreError};
-use mediaflow_workflow::{compile_str, Diagnostics, InputError, Plan, Registry};
+use mediaflow_workflow::{InputError, Plan};
 use serde_json::{json, Map};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use error::{RunError, StepError};
 pub use events::Event;
 pub use keys::{cache_key, canonical_json};
+pub use llm::PluginLlm;
 pub use report::{RunReport, StepReport};
 
-use scheduler::{Scheduler, StepResult};
+use exec::Outcome;
+use scheduler::Scheduler;
+use shared::{expression_context, RunShared, StepResult};
 
 /// Errors that stop a run from starting or finishing its bookkeeping. A failing step is not
 /// one of these: it is recorded in the run.
@@ -38,21 +45,30 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Inputs(#[from] InputError),
-    #[error("the stored workflow of run `{run_id}` no longer compiles:\n{}", .diagnostics.short())]
-    Recompile {
-        run_id: String,
-        diagnostics: Diagnostics,
-    },
     #[error("run `{run_id}` is still running in process {owner} (last heartbeat {age_s}s ago); wait for it, or stop that process first")]
     RunInProgress {
         run_id: String,
         owner: String,
         age_s: i64,
     },
+    #[error("run `{run_id}` is of workflow {stored}, but the plan given to resume it is {given}")]
+    WrongPlan {
+        run_id: String,
+        stored: String,
+        given: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// A stored run's workflow, for the caller to compile before [`Engine::resume`].
+#[derive(Clone, Debug)]
+pub struct StoredWorkflow {
+    pub run: RunRecord,
+    /// The file name the run was started from (for diagnostics).
+    pub file: String,
+    pub yaml: String,
+}
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -105,12 +121,14 @@ pub struct RunControl {
     pub events: Option<mpsc::UnboundedSender<Event>>,
 }
 
-/// The engine: a store, an artifact store and options.
+/// The engine: a store, an artifact store, options, and the text generation plugins may
+/// reach through [`RunContext::llm`](mediaflow_plugin_api::RunContext::llm).
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
     artifacts: Arc<ArtifactStore>,
     options: EngineOptions,
+    llm: Option<Arc<dyn LlmProvider>>,
 }
 
 impl Engine {
@@ -119,7 +137,14 @@ impl Engine {
             store,
             artifacts: Arc::new(artifacts),
             options,
+            llm: None,
         }
+    }
+
+    /// Offers `llm` to every step (sandboxed plugins still need `permissions: [llm]`).
+    pub fn with_llm(mut self, llm: Option<Arc<dyn LlmProvider>>) -> Self {
+        self.llm = llm;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -168,21 +193,10 @@ impl Engine {
             .await
     }
 
-    /// Finishes an interrupted (or failed, or cancelled) run: steps that succeeded are
-    /// kept, everything else runs again. A run that already succeeded is returned as is.
-    pub async fn resume(
-        &self,
-        run_id: &str,
-        registry: &Registry,
-        ctl: RunControl,
-    ) -> Result<RunReport, EngineError> {
+    /// The workflow a stored run was started with, for the caller to compile and pass to
+    /// [`Engine::resume`]. The engine never parses YAML.
+    pub async fn stored_workflow(&self, run_id: &str) -> Result<StoredWorkflow, EngineError> {
         let run = self.store.get_run(run_id).await?;
-        if run.status == RunStatus::Succeeded {
-            return self.report(run_id).await;
-        }
-        if run.status == RunStatus::Running {
-            self.ensure_abandoned(&run)?;
-        }
         let (yaml, path) = self
             .store
             .get_workflow(&run.workflow_hash)
@@ -194,11 +208,32 @@ impl Engine {
                 ))
             })?;
         let file = path.unwrap_or_else(|| format!("{}.yaml", run.workflow_name));
-        let plan =
-            compile_str(&file, &yaml, registry).map_err(|diagnostics| EngineError::Recompile {
+        Ok(StoredWorkflow { run, file, yaml })
+    }
+
+    /// Finishes an interrupted (or failed, or cancelled) run with `plan`, compiled from
+    /// [`Engine::stored_workflow`]: steps that succeeded are kept, everything else runs
+    /// again. A run that already succeeded is returned as is.
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        plan: Arc<Plan>,
+        ctl: RunControl,
+    ) -> Result<RunReport, EngineError> {
+        let run = self.store.get_run(run_id).await?;
+        if run.status == RunStatus::Succeeded {
+            return self.report(run_id).await;
+        }
+        if plan.hash != run.workflow_hash {
+            return Err(EngineError::WrongPlan {
                 run_id: run_id.to_owned(),
-                diagnostics,
-            })?;
+                stored: run.workflow_hash,
+                given: plan.hash.clone(),
+            });
+        }
+        if run.status == RunStatus::Running {
+            self.ensure_abandoned(&run)?;
+        }
         let mut prior_steps = HashMap::new();
         let mut prior_items = HashMap::new();
         for rec in self.store.steps(run_id).await? {
@@ -207,16 +242,21 @@ impl Engine {
             }
             match rec.item_index {
                 None => {
-                    prior_steps.insert(
-                        rec.step_id.clone(),
-                        StepResult {
-                            status: rec.status,
-                            outputs: rec.outputs.unwrap_or(Value::Null),
-                        },
-                    );
+                    let result = StepResult {
+                        status: rec.status,
+                        outputs: rec.outputs.unwrap_or(Value::Null),
+                    };
+                    prior_steps.insert(rec.step_id, result);
                 }
                 Some(i) => {
-                    prior_items.insert((rec.step_id.clone(), i), exec_done(&rec));
+                    let outcome = Outcome {
+                        status: rec.status,
+                        outputs: rec.outputs,
+                        error: None,
+                        attempts: rec.attempts,
+                        cache_key: rec.cache_key,
+                    };
+                    prior_items.insert((rec.step_id, i), outcome);
                 }
             }
         }
@@ -226,7 +266,7 @@ impl Engine {
             _ => Map::new(),
         };
         self.drive(
-            Arc::new(plan),
+            plan,
             run_id.to_owned(),
             inputs,
             prior_steps,
@@ -265,7 +305,7 @@ impl Engine {
         run_id: String,
         inputs: Map<String, Value>,
         prior_steps: HashMap<String, StepResult>,
-        prior_items: HashMap<(String, usize), exec::Done>,
+        prior_items: HashMap<(String, usize), Outcome>,
         ctl: RunControl,
     ) -> Result<RunReport, EngineError> {
         let logs = events::LogWriter::start(self.store.clone(), run_id.clone());
@@ -281,41 +321,61 @@ impl Engine {
                 }
             })
         };
-        let scheduler = Scheduler {
+        let max_parallel = plan
+            .max_parallel
+            .unwrap_or(self.options.max_parallel)
+            .min(self.options.max_parallel)
+            .max(1);
+        let mut plugin_limits = HashMap::new();
+        for s in &plan.steps {
+            let d = s.plugin.descriptor();
+            if let Some(limit) = d.max_concurrency {
+                plugin_limits
+                    .entry(d.name.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1))));
+            }
+        }
+        let shared = Arc::new(RunShared {
             plan: plan.clone(),
             run_id: run_id.clone(),
             inputs: inputs.clone(),
             store: self.store.clone(),
             artifacts: self.artifacts.clone() as Arc<dyn Artifacts>,
+            llm: self.llm.clone(),
             worker: self.options.worker.clone(),
             use_cache: !self.options.no_cache,
-            max_parallel: plan
-                .max_parallel
-                .unwrap_or(self.options.max_parallel)
-                .min(self.options.max_parallel),
             grace: self.options.cancel_grace,
             events: ctl.events.clone(),
             logs: logs.sender(),
-            prior_steps,
-            prior_items,
-        };
+            global: Arc::new(Semaphore::new(max_parallel)),
+            plugin_limits,
+            cancel: ctl.cancel.child_token(),
+        });
+        let scheduler = Scheduler::new(shared.clone(), prior_steps, prior_items);
         let ending = scheduler.run(ctl.cancel.clone(), plan.timeout).await;
+        drop(shared);
         heartbeat.abort();
         logs.finish().await;
         let ending = ending?;
         let mut status = ending.status;
         let mut error = ending.error;
-        let outputs = self.outputs(&plan, &run_id, &inputs, &ending.results);
-        let outputs = match outputs {
+        let steps = plan
+            .steps
+            .iter()
+            .zip(&ending.results)
+            .filter_map(|(s, r)| r.as_ref().map(|r| (s.id.as_str(), r)));
+        let ctx = expression_context(&plan, &run_id, &inputs, steps);
+        let outputs = match self.outputs(&plan, &ctx) {
             Ok(o) => o,
             Err(msg) => {
                 if status == RunStatus::Succeeded {
                     status = RunStatus::Failed;
-                    error = Some(json!({"code": "outputs", "message": msg}));
+                    error = Some(RunError::Outputs(msg));
                 }
                 Value::Null
             }
         };
+        let error = error.as_ref().map(RunError::to_json);
         self.store
             .finish_run(&run_id, status, Some(&outputs), error.as_ref())
             .await?;
@@ -323,27 +383,10 @@ impl Engine {
     }
 
     /// Evaluates the workflow's `outputs:`.
-    fn outputs(
-        &self,
-        plan: &Plan,
-        run_id: &str,
-        inputs: &Map<String, Value>,
-        results: &[Option<StepResult>],
-    ) -> Result<Value, String> {
-        let mut steps = Map::new();
-        for (s, r) in plan.steps.iter().zip(results) {
-            if let Some(r) = r {
-                steps.insert(
-                    s.id.clone(),
-                    json!({"outputs": r.outputs, "status": r.status.as_str()}),
-                );
-            }
-        }
-        let ctx =
-            json!({"inputs": inputs, "steps": steps, "run": {"id": run_id, "workflow": plan.name}});
+    fn outputs(&self, plan: &Plan, ctx: &Value) -> Result<Value, String> {
         let mut out = Map::new();
         for (name, expr) in &plan.outputs {
-            let v = plan.evaluator.resolve(expr, &ctx).map_err(|e| {
+            let v = plan.evaluator.resolve(expr, ctx).map_err(|e| {
                 format!(
                     "cannot evaluate output `{name}` (`{}`): {}",
                     e.expression, e.message
@@ -359,16 +402,5 @@ impl Engine {
         let run = self.store.get_run(run_id).await?;
         let steps = self.store.steps(run_id).await?;
         Ok(RunReport::build(run, steps))
-    }
-}
-
-fn exec_done(rec: &mediaflow_store::StepRecord) -> exec::Done {
-    exec::Done {
-        step: 0,
-        item: rec.item_index,
-        status: rec.status,
-        outputs: rec.outputs.clone(),
-        error: rec.error.clone(),
-        attempts: rec.attempts,
     }
 }

@@ -125,12 +125,19 @@ impl From<ModelError> for mediaflow_plugin_api::PluginError {
             ModelError::Unknown { .. } => "unknown_model",
             _ => "models",
         };
-        let err = mediaflow_plugin_api::PluginError::fatal(code, e.to_string());
+        let err = mediaflow_plugin_api::PluginError::new(code, e.to_string());
         match e.help() {
             Some(h) => err.with_help(h),
             None => err,
         }
     }
+}
+
+/// mediaflow's data directory when none is given: the platform's data dir
+/// (`~/.local/share/mediaflow` on Linux, `~/Library/Application Support/mediaflow` on
+/// macOS). Everything that needs a default (the CLI, plugin processes) asks this.
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "mediaflow").map(|p| p.data_dir().to_path_buf())
 }
 
 /// What a plugin step does with its `model:` setting: resolve it in the store that the
@@ -209,13 +216,11 @@ impl ModelStore {
     }
 
     /// Where a plugin process finds the models: `MEDIAFLOW_MODELS`, else the `models` dir
-    /// under `MEDIAFLOW_DATA_DIR` (default `~/.local/share/mediaflow`).
+    /// under `MEDIAFLOW_DATA_DIR`, else under [`default_data_dir`].
     pub fn env_dir() -> PathBuf {
         let data = std::env::var_os("MEDIAFLOW_DATA_DIR")
             .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/mediaflow"))
-            })
+            .or_else(default_data_dir)
             .unwrap_or_else(|| PathBuf::from("."));
         Self::default_dir(&data)
     }

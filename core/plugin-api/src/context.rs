@@ -2,9 +2,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ArtifactRef, Artifacts, PluginError};
+use crate::{ArtifactRef, Artifacts, Permission, PluginError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +44,15 @@ pub trait KeyValue: Send + Sync {
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, PluginError>;
 }
 
+/// Text generation as the host offers it to plugins (`permissions: [llm]` for sandboxed
+/// ones).
+#[async_trait::async_trait]
+pub trait LlmProvider: Send + Sync {
+    /// `request` is an `llm.generate` `with:` map (`model`, `prompt`, `max_tokens` …);
+    /// the result is that step's outputs (`text`, `json` …).
+    async fn generate(&self, request: Value, cx: &RunContext) -> Result<Value, PluginError>;
+}
+
 /// What a running step can see of the world.
 #[derive(Clone)]
 pub struct RunContext {
@@ -55,8 +65,9 @@ pub struct RunContext {
     cancel: CancellationToken,
     events: Arc<dyn EventSink>,
     artifacts: Arc<dyn Artifacts>,
-    permissions: Arc<[String]>,
+    permissions: Arc<[Permission]>,
     kv: Option<Arc<dyn KeyValue>>,
+    llm: Option<Arc<dyn LlmProvider>>,
 }
 
 impl RunContext {
@@ -79,12 +90,13 @@ impl RunContext {
             artifacts,
             permissions: Arc::from(Vec::new()),
             kv: None,
+            llm: None,
         }
     }
 
     /// The capabilities the step grants (`permissions:` in the workflow). Native plugins are
     /// trusted and may ignore them; sandboxed plugins get only these.
-    pub fn with_permissions(mut self, permissions: Arc<[String]>) -> Self {
+    pub fn with_permissions(mut self, permissions: Arc<[Permission]>) -> Self {
         self.permissions = permissions;
         self
     }
@@ -95,17 +107,34 @@ impl RunContext {
         self
     }
 
-    pub fn permissions(&self) -> &[String] {
+    /// The host's text generation.
+    pub fn with_llm(mut self, llm: Option<Arc<dyn LlmProvider>>) -> Self {
+        self.llm = llm;
+        self
+    }
+
+    /// The same step seen with another cancellation token (a child of this one, say).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    pub fn permissions(&self) -> &[Permission] {
         &self.permissions
     }
 
-    pub fn is_granted(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p == permission)
+    pub fn is_granted(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
     }
 
     /// The plugin's key-value namespace, when the host has one.
     pub fn kv(&self) -> Option<&dyn KeyValue> {
         self.kv.as_deref()
+    }
+
+    /// The host's text generation, when it has one.
+    pub fn llm(&self) -> Option<&Arc<dyn LlmProvider>> {
+        self.llm.as_ref()
     }
 
     /// Whether the step has been told to stop (Ctrl-C, timeout). Long-running plugins poll
@@ -126,6 +155,7 @@ impl RunContext {
 
     /// Reports progress, `fraction` in `0.0..=1.0`.
     pub fn progress(&self, fraction: f32, message: Option<&str>) {
+        let fraction = if fraction.is_finite() { fraction } else { 0.0 };
         self.events.progress(fraction.clamp(0.0, 1.0), message);
     }
 

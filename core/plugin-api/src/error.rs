@@ -2,6 +2,11 @@ use serde::{Deserialize, Serialize};
 
 /// Why a step failed. Crosses process and wasm boundaries as JSON, so it is plain data:
 /// a machine-readable `code`, a human `message` and an optional `help` saying what to do.
+///
+/// Errors are final by default: [`PluginError::new`] is not retried even when the step has
+/// `retry:`. Mark the ones another attempt may fix (a flaky network, a crashed process, a
+/// busy database) with [`PluginError::retryable`]. The WebAssembly SDK's `Error` has the
+/// same default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct PluginError {
@@ -9,32 +14,26 @@ pub struct PluginError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
-    /// Whether another attempt may succeed. Bad configuration is not retryable; a flaky
-    /// network is.
-    #[serde(default = "yes")]
+    /// Whether another attempt may succeed.
+    #[serde(default)]
     pub retryable: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
 impl PluginError {
+    /// An error another attempt cannot fix (bad input, bad config, a missing model).
     pub fn new(code: &str, message: impl Into<String>) -> Self {
         PluginError {
             code: code.to_owned(),
             message: message.into(),
             help: None,
-            retryable: true,
+            retryable: false,
         }
     }
 
-    /// An error that another attempt cannot fix (bad input, bad config).
-    pub fn fatal(code: &str, message: impl Into<String>) -> Self {
-        PluginError {
-            retryable: false,
-            ..PluginError::new(code, message)
-        }
+    /// Marks the error as transient: the engine retries it when the step has `retry:`.
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -43,7 +42,7 @@ impl PluginError {
     }
 
     pub fn cancelled() -> Self {
-        PluginError::fatal("cancelled", "the step was cancelled")
+        PluginError::new("cancelled", "the step was cancelled")
     }
 
     /// The error for a plugin that panicked, from the panic's payload.
@@ -53,7 +52,16 @@ impl PluginError {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
-        PluginError::fatal("panic", format!("the plugin panicked: {msg}"))
+        PluginError::new("panic", format!("the plugin panicked: {msg}"))
+    }
+
+    /// The error as stored and printed: `{"code", "message", "help"?}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some(h) = &self.help {
+            v["help"] = serde_json::json!(h);
+        }
+        v
     }
 }
 
@@ -80,4 +88,14 @@ impl ConfigIssue {
         self.help = Some(help.into());
         self
     }
+}
+
+/// Escapes one key for use in a JSON pointer (`~` → `~0`, `/` → `~1`).
+pub fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Undoes [`pointer_escape`].
+pub fn pointer_unescape(part: &str) -> String {
+    part.replace("~1", "/").replace("~0", "~")
 }

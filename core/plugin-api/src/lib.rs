@@ -5,37 +5,56 @@
 //! any I/O, and runs asynchronously with a [`RunContext`] that gives it cancellation,
 //! progress reporting, logging and the artifact store.
 //!
-//! Built-in, process and WebAssembly plugins all sit behind this one trait, so the engine
+//! Most plugins implement [`TypedPlugin`] instead: the step's `with:` map arrives parsed
+//! into one struct, whose `JsonSchema` derive is also the plugin's config schema (with its
+//! defaults and descriptions), and the outputs are one serializable struct. [`typed`]
+//! wraps such a plugin as a [`Plugin`].
+//!
+//! Built-in, process and WebAssembly plugins all sit behind [`Plugin`], so the engine
 //! cannot tell them apart. This crate is deliberately small: plugin authors depend on it.
 
 mod artifact;
 mod context;
 mod descriptor;
+mod duration;
 mod error;
+mod permission;
+mod registry;
 
-pub use artifact::{ArtifactRef, Artifacts};
-pub use context::{EventSink, KeyValue, LogLevel, RunContext};
-pub use descriptor::{Descriptor, Port, ValueType};
-pub use error::{ConfigIssue, PluginError};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use artifact::{ArtifactRef, Artifacts, FILE_KEYWORD};
+pub use context::{EventSink, KeyValue, LlmProvider, LogLevel, RunContext};
+pub use descriptor::{schema_of, Descriptor, Port, ValueType};
+pub use duration::{duration_from_value, format_duration, parse_duration};
+pub use error::{pointer_escape, pointer_unescape, ConfigIssue, PluginError};
+pub use permission::Permission;
+pub use registry::{DuplicatePlugin, LoadError, PluginLoader, Registry};
+pub use schemars::{self, JsonSchema};
 pub use serde_json::{Map, Value};
 pub use tokio_util::sync::CancellationToken;
 
 /// Version of this API. Hosts refuse plugins built against another major version.
-pub const API_VERSION: &str = "1.0";
+pub const API_VERSION: &str = "2.0";
 
 /// A step implementation.
 ///
 /// `config` is the step's `with:` map after every `${{ }}` expression has been resolved;
-/// the engine validated it against [`Descriptor::config_schema`] before calling `run`.
-/// `run` returns the step's outputs as a JSON object whose keys are the declared outputs.
+/// the engine validated it against [`Descriptor::config_schema`] and [`Plugin::validate`]
+/// before calling `run`. `run` returns the step's outputs as a JSON object whose keys are
+/// the declared outputs.
 #[async_trait::async_trait]
 pub trait Plugin: Send + Sync + 'static {
     /// Static facts about the plugin, used by the compiler and `mediaflow plugins`.
     fn descriptor(&self) -> &Descriptor;
 
-    /// Extra checks beyond the JSON Schema. Pure: no I/O. Called at compile time with the
-    /// literal parts of the config (expressions are still unresolved strings) and again at
-    /// run time with the resolved config.
+    /// Extra checks beyond the JSON Schema. Called at compile time with the literal parts
+    /// of the config (expressions are still unresolved strings) and again at run time with
+    /// the resolved config. Native plugins do no I/O here; a process plugin asks its
+    /// process.
     fn validate(&self, _config: &Value) -> Result<(), Vec<ConfigIssue>> {
         Ok(())
     }
@@ -43,3 +62,119 @@ pub trait Plugin: Send + Sync + 'static {
     /// Runs the step once. Retries, timeouts and caching are the engine's business.
     async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError>;
 }
+
+/// A plugin whose settings and outputs are Rust types.
+///
+/// ```ignore
+/// #[derive(Deserialize, JsonSchema)]
+/// #[serde(deny_unknown_fields)]
+/// struct Config {
+///     /// The text to shout.
+///     text: String,
+///     /// How many exclamation marks.
+///     #[serde(default = "one")]
+///     marks: u32,
+/// }
+///
+/// #[derive(Serialize, JsonSchema)]
+/// struct Output { text: String }
+///
+/// struct Shout(Descriptor);
+///
+/// #[async_trait::async_trait]
+/// impl TypedPlugin for Shout {
+///     type Config = Config;
+///     type Output = Output;
+///     fn descriptor(&self) -> &Descriptor { &self.0 }
+///     async fn run(&self, c: Config, _cx: &RunContext) -> Result<Output, PluginError> {
+///         Ok(Output { text: c.text.to_uppercase() + &"!".repeat(c.marks as usize) })
+///     }
+/// }
+/// // Descriptor::from_config::<Config>("text.shout", "1.0.0", "Shouts")
+/// //     .inputs(["text"]).outputs_from::<Output>()
+/// ```
+#[async_trait::async_trait]
+pub trait TypedPlugin: Send + Sync + 'static {
+    /// The whole `with:` map, parsed.
+    type Config: DeserializeOwned + Send + 'static;
+    /// The outputs; serialized to the step's output object.
+    type Output: Serialize + Send;
+
+    fn descriptor(&self) -> &Descriptor;
+
+    /// Checks that need more than the schema (two settings that exclude each other, a
+    /// template that does not parse). Pure: no I/O.
+    fn check(&self, _config: &Self::Config) -> Vec<ConfigIssue> {
+        Vec::new()
+    }
+
+    async fn run(&self, config: Self::Config, cx: &RunContext)
+        -> Result<Self::Output, PluginError>;
+}
+
+/// A [`TypedPlugin`] as a [`Plugin`].
+pub struct Typed<P>(pub P);
+
+/// Wraps a [`TypedPlugin`] for a registry or a plugin process.
+pub fn typed<P: TypedPlugin>(plugin: P) -> Arc<dyn Plugin> {
+    Arc::new(Typed(plugin))
+}
+
+fn has_expression(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("${{"),
+        Value::Array(items) => items.iter().any(has_expression),
+        Value::Object(map) => map.values().any(has_expression),
+        _ => false,
+    }
+}
+
+/// Parses a resolved `with:` map into a plugin's config type.
+pub fn parse_config<C: DeserializeOwned>(config: &Value) -> Result<C, PluginError> {
+    C::deserialize(config)
+        .map_err(|e| PluginError::new("bad_config", format!("invalid settings: {e}")))
+}
+
+#[async_trait::async_trait]
+impl<P: TypedPlugin> Plugin for Typed<P> {
+    fn descriptor(&self) -> &Descriptor {
+        self.0.descriptor()
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
+        let issues = match P::Config::deserialize(config) {
+            Ok(parsed) => self.0.check(&parsed),
+            // At compile time, `${{ }}` strings stand where numbers or lists will be; the
+            // schema check has reported what can be known, the rest is checked once the
+            // expressions are resolved.
+            Err(_) if has_expression(config) => Vec::new(),
+            Err(e) => vec![ConfigIssue::new("", format!("invalid settings: {e}"))],
+        };
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(issues)
+        }
+    }
+
+    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
+        let parsed = parse_config::<P::Config>(&config)?;
+        let out = self.0.run(parsed, cx).await?;
+        match serde_json::to_value(out) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(PluginError::new(
+                "bad_outputs",
+                format!(
+                    "plugin `{}` returned outputs that are not an object",
+                    self.descriptor().name
+                ),
+            )),
+            Err(e) => Err(PluginError::new(
+                "bad_outputs",
+                format!("cannot serialize the outputs: {e}"),
+            )),
+        }
+    }
+}
+
+use serde::Deserialize as _;

@@ -4,31 +4,40 @@
 //! Transport: newline-delimited JSON on the plugin's stdin (host → plugin) and stdout
 //! (plugin → host); stderr is the plugin's own log, kept by the host for crash reports.
 //!
-//! 1. The plugin starts and writes [`PluginMessage::Hello`] with [`PROTOCOL_VERSION`] and its
-//!    descriptors. A host that speaks another version refuses it. `BINARY --describe`
-//!    writes the same line and exits, so hosts can list plugins without starting them.
-//! 2. The host sends [`HostMessage::Run`] requests, each with an id; several may be in
-//!    flight. The plugin answers with any number of `Progress`/`Log` messages and one
-//!    `Result` or `Error` carrying the same id. `Cancel { id }` asks it to stop.
-//! 3. Artifacts travel as paths: `Run.context.artifacts` maps each input artifact's sha256 to
-//!    its file; output artifacts are written to `context.scratch_dir/<sha256>` and returned
-//!    as ordinary [`ArtifactRef`]s, which the host moves into its store.
+//! 1. **Handshake.** The plugin starts and writes [`PluginMessage::Hello`] with the
+//!    [`PROTOCOL_VERSION`] it speaks and its descriptors. The host refuses a plugin that
+//!    speaks another version, naming both; otherwise it answers [`HostMessage::Hello`] with
+//!    its own version, which the plugin checks in turn and answers with
+//!    [`PluginMessage::Ready`] or [`PluginMessage::Refused`]. `BINARY --describe` writes
+//!    the plugin's hello and exits, so hosts can list plugins without starting them.
+//! 2. **Calls.** The host sends [`HostMessage::Run`] and [`HostMessage::Validate`]
+//!    requests, each with an id; several may be in flight. A run is answered with any
+//!    number of `Progress`/`Log` messages and one `Result` or `Error` carrying its id; a
+//!    validate with one `Validated`. `Cancel { id }` asks a run to stop.
+//! 3. **Artifacts** travel as paths: `Run.context.artifacts` maps each input artifact's
+//!    sha256 to its file; output artifacts are written to `context.scratch_dir/<sha256>`
+//!    and returned as ordinary [`ArtifactRef`]s, which the host moves into its store.
+//! 4. **Ending.** `Shutdown` lets in-flight calls finish, then the plugin exits. When its
+//!    stdin closes (the host died), the plugin cancels in-flight calls and exits.
 
+mod lines;
 mod serve;
-mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use mediaflow_plugin_api::{Descriptor, LogLevel, PluginError, Value};
+use mediaflow_plugin_api::{ConfigIssue, Descriptor, LogLevel, PluginError, Value};
 use serde::{Deserialize, Serialize};
 
+pub use lines::{read_line, Line};
 pub use mediaflow_plugin_api::{ArtifactRef, Plugin};
 pub use serve::{serve, serve_with_args};
-pub use worker::PinnedThread;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The longest line either side reads; a longer one is an error, not an allocation.
+pub const MAX_LINE: usize = 16 << 20;
 
 /// Where a call runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -50,11 +59,24 @@ pub struct CallContext {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // one message at a time; boxing buys nothing
 pub enum HostMessage {
+    /// The host's half of the handshake, in answer to the plugin's hello.
+    Hello {
+        protocol: u32,
+        /// The host program and its version, e.g. `mediaflow 0.1.0`.
+        host: String,
+    },
     Run {
         id: u64,
         plugin: String,
         config: Value,
         context: CallContext,
+    },
+    /// Checks beyond the schema for a step's `with:` map (expressions may still be
+    /// unresolved `${{ }}` strings); answered by [`PluginMessage::Validated`].
+    Validate {
+        id: u64,
+        plugin: String,
+        config: Value,
     },
     Cancel {
         id: u64,
@@ -73,6 +95,12 @@ pub enum PluginMessage {
         name: String,
         version: String,
         plugins: Vec<Descriptor>,
+    },
+    /// The plugin accepts the host's hello.
+    Ready,
+    /// The plugin does not speak the host's protocol; it exits after saying why.
+    Refused {
+        message: String,
     },
     Progress {
         id: u64,
@@ -93,6 +121,37 @@ pub enum PluginMessage {
         id: u64,
         error: PluginError,
     },
+    Validated {
+        id: u64,
+        #[serde(default)]
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+impl PluginMessage {
+    /// The call a message belongs to (`None` for the handshake).
+    pub fn call_id(&self) -> Option<u64> {
+        match self {
+            PluginMessage::Progress { id, .. }
+            | PluginMessage::Log { id, .. }
+            | PluginMessage::Result { id, .. }
+            | PluginMessage::Error { id, .. }
+            | PluginMessage::Validated { id, .. } => Some(*id),
+            PluginMessage::Hello { .. } | PluginMessage::Ready | PluginMessage::Refused { .. } => {
+                None
+            }
+        }
+    }
+
+    /// Whether the message ends its call.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            PluginMessage::Result { .. }
+                | PluginMessage::Error { .. }
+                | PluginMessage::Validated { .. }
+        )
+    }
 }
 
 /// Why a message could not be read.
@@ -104,8 +163,15 @@ pub enum ProtocolError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("the plugin speaks protocol {got}, this mediaflow speaks {PROTOCOL_VERSION}; rebuild the plugin against mediaflow-protocol {PROTOCOL_VERSION}")]
-    Version { got: u32 },
+    #[error("{plugin} speaks plugin protocol {plugin_protocol}, but {host} speaks {host_protocol}; rebuild the plugin against mediaflow-protocol {host_protocol} (or use a mediaflow that speaks {plugin_protocol})")]
+    Version {
+        /// The plugin binary and its version.
+        plugin: String,
+        plugin_protocol: u32,
+        /// The host program and its version.
+        host: String,
+        host_protocol: u32,
+    },
 }
 
 /// One message as one line of JSON (with the newline).

@@ -3,16 +3,20 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mediaflow_plugin_api::{
     ArtifactRef, Artifacts, EventSink, LogLevel, Plugin, PluginError, RunContext,
 };
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::{decode, encode, CallContext, HostMessage, PluginMessage, PROTOCOL_VERSION};
+use crate::{
+    decode, encode, read_line, CallContext, HostMessage, Line, PluginMessage, ProtocolError,
+    MAX_LINE, PROTOCOL_VERSION,
+};
 
 struct Sink {
     id: u64,
@@ -40,11 +44,32 @@ impl EventSink for Sink {
 /// Artifacts as a plugin process sees them: inputs by path, outputs into the scratch dir.
 struct CallArtifacts {
     inputs: std::collections::BTreeMap<String, PathBuf>,
+    /// A path the host reserved (inside a private directory of its own); created here,
+    /// 0700, on the first output, and refused if something is already there.
     scratch: PathBuf,
+    created: tokio::sync::OnceCell<()>,
+}
+
+impl CallArtifacts {
+    async fn scratch_dir(&self) -> Result<&Path, PluginError> {
+        self.created
+            .get_or_try_init(|| async {
+                let mut dir = tokio::fs::DirBuilder::new();
+                #[cfg(unix)]
+                dir.mode(0o700);
+                dir.create(&self.scratch).await.map_err(|e| {
+                    io_err(&self.scratch, e).with_help(
+                        "the scratch directory must not exist before the call; the host makes a fresh one per call",
+                    )
+                })
+            })
+            .await?;
+        Ok(&self.scratch)
+    }
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> PluginError {
-    PluginError::new("io", format!("{}: {e}", path.display()))
+    PluginError::new("io", format!("{}: {e}", path.display())).retryable()
 }
 
 #[async_trait::async_trait]
@@ -56,10 +81,7 @@ impl Artifacts for CallArtifacts {
         name: Option<&str>,
     ) -> Result<ArtifactRef, PluginError> {
         let sha = hex::encode(Sha256::digest(bytes));
-        tokio::fs::create_dir_all(&self.scratch)
-            .await
-            .map_err(|e| io_err(&self.scratch, e))?;
-        let path = self.scratch.join(&sha);
+        let path = self.scratch_dir().await?.join(&sha);
         tokio::fs::write(&path, bytes)
             .await
             .map_err(|e| io_err(&path, e))?;
@@ -88,7 +110,7 @@ impl Artifacts for CallArtifacts {
 
     async fn path(&self, artifact: &ArtifactRef) -> Result<PathBuf, PluginError> {
         self.inputs.get(&artifact.sha256).cloned().ok_or_else(|| {
-            PluginError::fatal(
+            PluginError::new(
                 "missing_artifact",
                 format!("artifact {} was not passed to this plugin", artifact.sha256),
             )
@@ -96,12 +118,15 @@ impl Artifacts for CallArtifacts {
     }
 }
 
-/// Serves `plugins` on stdin/stdout until stdin closes or the host says `shutdown`.
+/// Serves `plugins` on stdin/stdout until the host says `shutdown` or stdin closes.
 /// Handles `--describe` (print the hello line and exit). Call it from `main`.
 pub async fn serve(name: &str, version: &str, plugins: Vec<Arc<dyn Plugin>>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     serve_with_args(name, version, plugins, &args).await
 }
+
+/// How long in-flight calls get to stop after the host has gone.
+const ORPHAN_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn serve_with_args(
     name: &str,
@@ -135,14 +160,30 @@ pub async fn serve_with_args(
         }
     });
     let _ = tx.send(hello);
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    if let Err(message) = handshake(name, version, &mut stdin).await {
+        eprintln!("{name}: {message}");
+        let _ = tx.send(PluginMessage::Refused { message });
+        drop(tx);
+        let _ = writer.await;
+        return;
+    }
+    let _ = tx.send(PluginMessage::Ready);
     let by_name: HashMap<String, Arc<dyn Plugin>> = plugins
         .into_iter()
         .map(|p| (p.descriptor().name.clone(), p))
         .collect();
     let running: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let host_gone = loop {
+        let line = match read_line(&mut stdin, MAX_LINE).await {
+            Ok(Line::Text(line)) => line,
+            Ok(Line::TooLong { bytes }) => {
+                eprintln!("{name}: ignored a {bytes}-byte line from the host");
+                continue;
+            }
+            Ok(Line::Eof) | Err(_) => break true,
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -153,28 +194,52 @@ pub async fn serve_with_args(
                 continue;
             }
         };
+        let plugin = |plugin: &str, id: u64| {
+            by_name
+                .get(plugin)
+                .cloned()
+                .ok_or_else(|| PluginMessage::Error {
+                    id,
+                    error: PluginError::new(
+                        "unknown_plugin",
+                        format!("{name} has no plugin `{plugin}`"),
+                    ),
+                })
+        };
         match msg {
-            HostMessage::Shutdown => break,
+            HostMessage::Shutdown => break false,
+            HostMessage::Hello { .. } => {}
             HostMessage::Cancel { id } => {
                 if let Some(t) = running.lock().ok().and_then(|r| r.get(&id).cloned()) {
                     t.cancel();
                 }
             }
+            HostMessage::Validate {
+                id,
+                plugin: p,
+                config,
+            } => {
+                let reply = match plugin(&p, id) {
+                    Ok(p) => PluginMessage::Validated {
+                        id,
+                        issues: p.validate(&config).err().unwrap_or_default(),
+                    },
+                    Err(e) => e,
+                };
+                let _ = tx.send(reply);
+            }
             HostMessage::Run {
                 id,
-                plugin,
+                plugin: p,
                 config,
                 context,
             } => {
-                let Some(p) = by_name.get(&plugin).cloned() else {
-                    let _ = tx.send(PluginMessage::Error {
-                        id,
-                        error: PluginError::fatal(
-                            "unknown_plugin",
-                            format!("{name} has no plugin `{plugin}`"),
-                        ),
-                    });
-                    continue;
+                let p = match plugin(&p, id) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(e);
+                        continue;
+                    }
                 };
                 let token = CancellationToken::new();
                 if let Ok(mut r) = running.lock() {
@@ -191,12 +256,48 @@ pub async fn serve_with_args(
                 });
             }
         }
+    };
+    if host_gone {
+        // Nobody will read the answers: stop the work instead of finishing it.
+        if let Ok(r) = running.lock() {
+            r.values().for_each(CancellationToken::cancel);
+        }
+        let _ = tokio::time::timeout(ORPHAN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    } else {
+        while tasks.join_next().await.is_some() {}
     }
-    while tasks.join_next().await.is_some() {}
     drop(tx);
     let _ = writer.await;
 }
 
+/// Reads the host's hello and checks its version; the error says why the plugin refuses.
+async fn handshake<R: tokio::io::AsyncBufRead + Unpin>(
+    name: &str,
+    version: &str,
+    stdin: &mut R,
+) -> Result<(), String> {
+    let expected = format!("the host's hello (protocol {PROTOCOL_VERSION})");
+    let line = match read_line(stdin, MAX_LINE).await {
+        Ok(Line::Text(line)) => line,
+        Ok(_) | Err(_) => return Err(format!("the host closed stdin before {expected}")),
+    };
+    match decode::<HostMessage>(&line) {
+        Ok(HostMessage::Hello { protocol, .. }) if protocol == PROTOCOL_VERSION => Ok(()),
+        Ok(HostMessage::Hello { protocol, host }) => Err(ProtocolError::Version {
+            plugin: format!("{name} {version}"),
+            plugin_protocol: PROTOCOL_VERSION,
+            host,
+            host_protocol: protocol,
+        }
+        .to_string()),
+        Ok(_) | Err(_) => Err(format!(
+            "expected {expected} as the first line; the host may speak an older protocol: use a mediaflow that speaks plugin protocol {PROTOCOL_VERSION}"
+        )),
+    }
+}
 async fn run_one(
     id: u64,
     plugin: Arc<dyn Plugin>,
@@ -223,6 +324,7 @@ async fn run_one(
         Arc::new(CallArtifacts {
             inputs: artifacts,
             scratch: scratch_dir,
+            created: tokio::sync::OnceCell::new(),
         }),
     );
     // A panic in one call becomes that call's error; the process keeps serving.
@@ -234,7 +336,9 @@ async fn run_one(
             id,
             error: match e.try_into_panic() {
                 Ok(payload) => PluginError::from_panic(payload.as_ref()),
-                Err(e) => PluginError::new("aborted", format!("the call was aborted: {e}")),
+                Err(e) => {
+                    PluginError::new("aborted", format!("the call was aborted: {e}")).retryable()
+                }
             },
         },
     }

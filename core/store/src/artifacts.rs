@@ -21,7 +21,7 @@ fn io_err(path: &Path, source: std::io::Error) -> StoreError {
 }
 
 fn to_plugin_error(e: StoreError) -> PluginError {
-    PluginError::new("artifact_store", e.to_string())
+    PluginError::new("artifact_store", e.to_string()).retryable()
 }
 
 /// A media type guessed from a file name's extension.

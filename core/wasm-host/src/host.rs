@@ -2,11 +2,10 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mediaflow_plugin_api::{
-    ArtifactRef, CancellationToken, KeyValue, LogLevel, Plugin, PluginError as ApiError,
+    ArtifactRef, CancellationToken, KeyValue, LogLevel, Permission, PluginError as ApiError,
     RunContext, Value,
 };
 use wasmtime::component::ResourceTable;
@@ -21,7 +20,6 @@ pub(crate) struct CallContext {
     pub cx: RunContext,
     pub handle: tokio::runtime::Handle,
     pub plugin: String,
-    pub llm: Option<Arc<dyn Plugin>>,
     /// sha256 of the artifacts that appear in the step's `with:` map.
     pub readable: HashSet<String>,
     pub deadline: Instant,
@@ -66,6 +64,15 @@ fn error(code: &str, message: impl Into<String>, help: Option<&str>) -> PluginEr
     }
 }
 
+pub(crate) fn to_api(e: PluginError) -> ApiError {
+    ApiError {
+        code: e.code,
+        message: e.message,
+        help: e.help,
+        retryable: e.retryable,
+    }
+}
+
 pub(crate) fn from_api(e: ApiError) -> PluginError {
     PluginError {
         code: e.code,
@@ -77,7 +84,7 @@ pub(crate) fn from_api(e: ApiError) -> PluginError {
 
 impl HostState {
     /// The call context, if the step granted `permission`.
-    fn granted(&self, permission: &str) -> Result<&CallContext, PluginError> {
+    fn granted(&self, permission: Permission) -> Result<&CallContext, PluginError> {
         let Some(call) = &self.call else {
             return Err(error(
                 "permission_denied",
@@ -154,37 +161,30 @@ impl log::Host for HostState {
 
 impl llm::Host for HostState {
     fn generate(&mut self, request: String) -> Result<String, PluginError> {
-        let call = self.granted("llm")?;
-        let Some(llm) = call.llm.clone() else {
+        let call = self.granted(Permission::Llm)?;
+        let Some(llm) = call.cx.llm().cloned() else {
             return Err(error(
                 "unavailable",
                 "no `llm.generate` plugin is installed",
                 Some("build `mediaflow-llm` (cargo build --release -p mediaflow-llm) and put it beside `mediaflow`"),
             ));
         };
-        let config: Value = serde_json::from_str(&request).map_err(|e| {
+        let request: Value = serde_json::from_str(&request).map_err(|e| {
             error(
                 "bad_input",
                 format!("the llm request is not JSON: {e}"),
                 None,
             )
         })?;
-        crate::plugin::check_against(llm.as_ref(), &config).map_err(|problems| {
-            error(
-                "bad_input",
-                format!("invalid llm request: {}", problems.join("; ")),
-                None,
-            )
-        })?;
-        let cx = call.cx.clone();
-        let out = call.block_on(async move { llm.run(config, &cx).await })?;
+        let cx = call.cx.clone().with_cancel(call.stop.clone());
+        let out = call.block_on(async move { llm.generate(request, &cx).await })?;
         Ok(out.to_string())
     }
 }
 
 impl artifacts::Host for HostState {
     fn read(&mut self, reference: String) -> Result<Vec<u8>, PluginError> {
-        let call = self.granted("artifacts")?;
+        let call = self.granted(Permission::Artifacts)?;
         let artifact = serde_json::from_str::<Value>(&reference)
             .ok()
             .and_then(|v| ArtifactRef::from_value(&v))
@@ -214,7 +214,7 @@ impl artifacts::Host for HostState {
         media_type: String,
         data: Vec<u8>,
     ) -> Result<String, PluginError> {
-        let call = self.granted("artifacts")?;
+        let call = self.granted(Permission::Artifacts)?;
         let cx = call.cx.clone();
         let stored = call.block_on(async move {
             cx.artifacts()
@@ -227,25 +227,25 @@ impl artifacts::Host for HostState {
 
 impl kv::Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, PluginError> {
-        let call = self.granted("kv")?;
+        let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
         call.block_on(kv.get(&key))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), PluginError> {
-        let call = self.granted("kv")?;
+        let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
         call.block_on(kv.set(&key, &value))
     }
 
     fn delete(&mut self, key: String) -> Result<bool, PluginError> {
-        let call = self.granted("kv")?;
+        let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
         call.block_on(kv.delete(&key))
     }
 
     fn keys(&mut self, prefix: String) -> Result<Vec<String>, PluginError> {
-        let call = self.granted("kv")?;
+        let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
         call.block_on(kv.keys(&prefix))
     }

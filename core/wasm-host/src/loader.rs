@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mediaflow_plugin_api::Plugin;
-use mediaflow_workflow::{LoadError, PluginLoader};
+use mediaflow_plugin_api::{LoadError, Plugin, PluginLoader};
 
 use crate::{WasmError, WasmRuntime};
 

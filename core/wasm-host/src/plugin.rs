@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mediaflow_plugin_api::{
-    ArtifactRef, CancellationToken, ConfigIssue, Descriptor, LogLevel, Map, Plugin, PluginError,
-    Port, RunContext, Value, ValueType,
+    ArtifactRef, CancellationToken, ConfigIssue, Descriptor, LogLevel, Map, Permission, Plugin,
+    PluginError, Port, RunContext, Value, ValueType,
 };
 use wasmtime::component::Component;
 use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
@@ -19,8 +19,12 @@ use crate::runtime::Shared;
 use crate::trap::{classify, Interrupted};
 use crate::WasmError;
 
-/// Capabilities a component may import; each needs a grant in `permissions:`.
-const CAPABILITIES: &[&str] = &["llm", "artifacts", "kv"];
+/// The `mediaflow:plugin` interfaces that need a grant, and the grant each needs.
+const GATED: &[(&str, Permission)] = &[
+    ("llm", Permission::Llm),
+    ("artifacts", Permission::Artifacts),
+    ("kv", Permission::Kv),
+];
 /// The major version of `mediaflow:plugin` this host speaks.
 const WIT_MAJOR: &str = "1";
 /// Bytes of a call's stdout and stderr that are kept (for logs and panic messages).
@@ -87,7 +91,9 @@ impl Inner {
                 )));
             }
         }
-        let mut capabilities = Vec::new();
+        // Every component can read the wall clock through WASI; it shows 1970 unless the
+        // step grants `clock`.
+        let mut permissions = vec![Permission::Clock];
         for (name, _) in ty.imports(&shared.engine) {
             if let Some(rest) = name.strip_prefix("mediaflow:plugin/") {
                 let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
@@ -96,8 +102,8 @@ impl Inner {
                         "built against mediaflow:plugin@{version}, but this mediaflow speaks {WIT_MAJOR}.x; rebuild it with a matching mediaflow-sdk"
                     )));
                 }
-                if CAPABILITIES.contains(&iface) {
-                    capabilities.push(iface.to_owned());
+                if let Some((_, p)) = GATED.iter().find(|(name, _)| *name == iface) {
+                    permissions.push(*p);
                 }
             } else if !name.starts_with("wasi:") {
                 return Err(incompatible(format!(
@@ -125,7 +131,8 @@ impl Inner {
             .quick(|p, store| p.call_describe(store))
             .map_err(|e| describe_error(e.message))?;
         let mut descriptor = convert_descriptor(described).map_err(describe_error)?;
-        descriptor.capabilities = capabilities;
+        permissions.sort();
+        descriptor.permissions = permissions;
         plugin.descriptor = descriptor;
         Ok(plugin)
     }
@@ -209,7 +216,7 @@ impl Inner {
         inputs: String,
         call: CallContext,
     ) -> Result<Value, PluginError> {
-        let clock = call.cx.is_granted("clock");
+        let clock = call.cx.is_granted(Permission::Clock);
         let deadline = call.deadline;
         let stop = call.stop.clone();
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -227,7 +234,7 @@ impl Inner {
         match result {
             Ok(Ok(json)) => match serde_json::from_str::<Value>(&json) {
                 Ok(v @ Value::Object(_)) => Ok(v),
-                Ok(_) | Err(_) => Err(PluginError::fatal(
+                Ok(_) | Err(_) => Err(PluginError::new(
                     "bad_output",
                     format!(
                         "plugin `{}` returned outputs that are not a JSON object",
@@ -235,12 +242,7 @@ impl Inner {
                     ),
                 )),
             },
-            Ok(Err(e)) => Err(PluginError {
-                code: e.code,
-                message: e.message,
-                help: e.help,
-                retryable: e.retryable,
-            }),
+            Ok(Err(e)) => Err(crate::host::to_api(e)),
             Err(e) => Err(classify(e, &stderr, timeout, &self.shared.config)),
         }
     }
@@ -288,8 +290,10 @@ impl Plugin for WasmPlugin {
     }
 
     async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
-        let mut readable = HashSet::new();
-        collect_artifacts(&config, &mut readable);
+        let readable: HashSet<String> = ArtifactRef::find_all(&config)
+            .into_iter()
+            .map(|a| a.sha256)
+            .collect();
         let inner = self.inner.clone();
         let (config, inputs) = split(config, &inner.descriptor.inputs);
         let stop = cx.cancel_token().child_token();
@@ -298,7 +302,6 @@ impl Plugin for WasmPlugin {
             cx: cx.clone(),
             handle: tokio::runtime::Handle::current(),
             plugin: inner.descriptor.name.clone(),
-            llm: inner.shared.llm.clone(),
             readable,
             deadline: Instant::now() + inner.shared.config.timeout,
             stop,
@@ -334,46 +337,6 @@ fn split(config: Value, inputs: &[Port]) -> (Value, Value) {
         }
     }
     (Value::Object(cfg), Value::Object(ins))
-}
-
-fn collect_artifacts(v: &Value, out: &mut HashSet<String>) {
-    if let Some(a) = ArtifactRef::from_value(v) {
-        out.insert(a.sha256);
-        return;
-    }
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| collect_artifacts(i, out)),
-        Value::Object(map) => map.values().for_each(|i| collect_artifacts(i, out)),
-        _ => {}
-    }
-}
-
-/// A config checked the way the engine checks a step's: schema, then `validate`.
-pub(crate) fn check_against(plugin: &dyn Plugin, config: &Value) -> Result<(), Vec<String>> {
-    let schema = &plugin.descriptor().config_schema;
-    let mut problems: Vec<String> = match jsonschema::validator_for(schema) {
-        Ok(v) => v
-            .iter_errors(config)
-            .map(|e| {
-                format!("{} {e}", e.instance_path().as_str())
-                    .trim()
-                    .to_owned()
-            })
-            .collect(),
-        Err(e) => vec![format!("the plugin's schema is invalid: {e}")],
-    };
-    if let Err(issues) = plugin.validate(config) {
-        problems.extend(
-            issues
-                .into_iter()
-                .map(|i| format!("{}: {}", i.pointer, i.message)),
-        );
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
 }
 
 fn convert_descriptor(d: bindings::Descriptor) -> Result<Descriptor, String> {

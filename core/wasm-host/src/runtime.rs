@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mediaflow_plugin_api::Plugin;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
@@ -98,8 +97,6 @@ pub(crate) struct Shared {
     pub engine: Engine,
     pub linker: Linker<HostState>,
     pub config: WasmConfig,
-    /// `llm.generate`, for plugins granted `llm`.
-    pub llm: Option<Arc<dyn Plugin>>,
     /// `run` calls wait here for a pool slot rather than fail when all are busy.
     pub slots: Arc<tokio::sync::Semaphore>,
 }
@@ -112,8 +109,9 @@ pub struct WasmRuntime {
 }
 
 impl WasmRuntime {
-    /// `llm` is the plugin that serves `llm.generate` to plugins granted `llm`.
-    pub fn new(config: WasmConfig, llm: Option<Arc<dyn Plugin>>) -> Result<Self, WasmError> {
+    /// A runtime with `config`'s limits. Plugins granted `llm` reach the text generation
+    /// their step's [`RunContext`](mediaflow_plugin_api::RunContext) offers.
+    pub fn new(config: WasmConfig) -> Result<Self, WasmError> {
         let mut wc = wasmtime::Config::new();
         wc.wasm_component_model(true)
             .epoch_interruption(true)
@@ -141,7 +139,6 @@ impl WasmRuntime {
                 engine,
                 linker,
                 config,
-                llm,
                 slots: Arc::new(tokio::sync::Semaphore::new(RUN_SLOTS)),
             }),
             loaded: Arc::default(),

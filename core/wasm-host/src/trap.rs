@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mediaflow_plugin_api::PluginError;
+use mediaflow_plugin_api::{format_duration, PluginError};
 use wasmtime::Trap;
 
 use crate::runtime::WasmConfig;
@@ -54,15 +54,15 @@ pub(crate) fn classify(
                 "timeout",
                 format!(
                     "the plugin ran past its {} deadline and was stopped",
-                    humanize(timeout)
+                    format_duration(timeout)
                 ),
-            )
+            ).retryable()
             .with_help("raise the step's `timeout:` or MEDIAFLOW_WASM_TIMEOUT_SECS if the work is legitimately long"),
         };
     }
     let text = format!("{e:#}");
     if text.contains("forcing trap when growing memory") {
-        return PluginError::fatal(
+        return PluginError::new(
             "memory_limit",
             format!(
                 "the plugin tried to use more than its {} MiB memory limit and was stopped",
@@ -72,10 +72,10 @@ pub(crate) fn classify(
         .with_help("raise MEDIAFLOW_WASM_MEMORY_MB if the plugin legitimately needs more");
     }
     if let Some(message) = panic_message(stderr) {
-        return PluginError::fatal("plugin_panicked", format!("the plugin panicked: {message}"));
+        return PluginError::new("plugin_panicked", format!("the plugin panicked: {message}"));
     }
     match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => PluginError::fatal(
+        Some(Trap::OutOfFuel) => PluginError::new(
             "fuel_exhausted",
             format!(
                 "the plugin used up its fuel ({} units) and was stopped",
@@ -83,11 +83,11 @@ pub(crate) fn classify(
             ),
         )
         .with_help("raise MEDIAFLOW_WASM_FUEL if the work is legitimately long"),
-        Some(trap) => PluginError::fatal(
+        Some(trap) => PluginError::new(
             "plugin_trapped",
             format!("the plugin trapped: {trap}{}", tail(stderr)),
         ),
-        None => PluginError::fatal("plugin_failed", format!("the plugin failed: {text}")),
+        None => PluginError::new("plugin_failed", format!("the plugin failed: {text}")),
     }
 }
 
@@ -98,14 +98,6 @@ fn tail(stderr: &str) -> String {
     } else {
         let from = lines.len().saturating_sub(5);
         format!("; stderr: {}", lines[from..].join(" | "))
-    }
-}
-
-fn humanize(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

@@ -4,17 +4,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jsonschema::error::ValidationErrorKind;
-use mediaflow_plugin_api::{Descriptor, ValueType};
+use mediaflow_plugin_api::{
+    pointer_escape, pointer_unescape, Descriptor, Permission, Registry, ValueType,
+};
 use miette::SourceSpan;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ast::{Located, StepDecl, WorkflowDoc};
+use crate::check::ConfigCheck;
 use crate::diagnostic::{suggest, Collector};
 use crate::expr::{condition_code, is_plain_path, segments, single_expression, Evaluator, Segment};
 use crate::plan::{InputSpec, Plan, PlanStep};
-use crate::registry::Registry;
 
 const ROOTS: &[&str] = &["inputs", "steps", "item", "item_index", "run"];
 
@@ -44,7 +46,7 @@ fn under_expression(root: &Value, pointer: &str) -> bool {
         return true;
     }
     for part in pointer.split('/').skip(1) {
-        let key = part.replace("~1", "/").replace("~0", "~");
+        let key = pointer_unescape(part);
         let next = match cur {
             Value::Object(m) => m.get(&key),
             Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
@@ -105,7 +107,6 @@ pub(crate) fn compile(
         let validator = validators.get(&uses.value)?.clone();
         steps.push(PlanStep {
             id: decl.id.value.clone(),
-            plugin,
             with: decl.with.value.clone(),
             deps: deps[i].iter().map(|d| position[d]).collect(),
             when: decl.when.as_ref().map(|w| condition_code(&w.value)),
@@ -114,9 +115,14 @@ pub(crate) fn compile(
             retry: decl.retry.clone(),
             timeout: decl.timeout,
             cache: decl.cache,
-            permissions: decl.permissions.iter().map(|p| p.value.clone()).collect(),
+            permissions: decl
+                .permissions
+                .iter()
+                .filter_map(|p| Permission::parse(&p.value))
+                .collect(),
             line: k.c.source.line_col(decl.id.span.offset()).0,
-            validator,
+            check: ConfigCheck::with_validator(plugin.clone(), validator),
+            plugin,
         });
     }
     let text = k.c.source.text.to_string();
@@ -150,15 +156,18 @@ pub(crate) fn compile(
 }
 
 impl<'a> Compiler<'a> {
-    /// `permissions:` names known capabilities, and only sandboxed plugins take them.
+    /// `permissions:` names known capabilities that the (sandboxed) plugin can use.
     fn check_permissions(&mut self, step: &StepDecl, desc: &Descriptor) {
         let sid = Some(step.id.value.as_str());
         for p in &step.permissions {
-            if !crate::PERMISSIONS.contains(&p.value.as_str()) {
-                let help = match suggest(&p.value, crate::PERMISSIONS.iter().copied()) {
+            let Some(permission) = Permission::parse(&p.value) else {
+                let help = match suggest(&p.value, Permission::names()) {
                     Some(s) => format!("did you mean `{s}`? "),
                     None => String::new(),
-                } + &format!("permissions are {}", crate::PERMISSIONS.join(", "));
+                } + &format!(
+                    "permissions are {}",
+                    Permission::names().collect::<Vec<_>>().join(", ")
+                );
                 self.c.push(
                     "mediaflow::unknown_permission",
                     sid,
@@ -167,7 +176,9 @@ impl<'a> Compiler<'a> {
                     "not a capability",
                     Some(help),
                 );
-            } else if !desc.sandboxed {
+                continue;
+            };
+            if !desc.sandboxed {
                 self.c.push(
                     "mediaflow::permission_not_sandboxed",
                     sid,
@@ -181,6 +192,23 @@ impl<'a> Compiler<'a> {
                         "native plugins are trusted and need no grants; remove `permissions:`"
                             .to_owned(),
                     ),
+                );
+            } else if !desc.permissions.contains(&permission) {
+                let uses: Vec<&str> = desc.permissions.iter().map(|p| p.as_str()).collect();
+                self.c.push(
+                    "mediaflow::permission_unused",
+                    sid,
+                    Some(p.span),
+                    format!("`{}` never uses `{permission}`", desc.name),
+                    "not used by this plugin",
+                    Some(if uses.is_empty() {
+                        "grant only what a plugin uses; this one uses no capability".to_owned()
+                    } else {
+                        format!(
+                            "grant only what a plugin uses; this one can use: {}",
+                            uses.join(", ")
+                        )
+                    }),
                 );
             }
         }
@@ -236,12 +264,8 @@ impl<'a> Compiler<'a> {
             },
         };
         let with = &step.with;
-        let properties: Vec<String> = desc
-            .config_schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
+        let properties = desc.settings();
+        let reported = self.c.problems.len();
         for err in validator.iter_errors(&with.value) {
             let ptr = err.instance_path().as_str().to_owned();
             if under_expression(&with.value, &ptr) {
@@ -250,9 +274,9 @@ impl<'a> Compiler<'a> {
             match err.kind() {
                 ValidationErrorKind::AdditionalProperties { unexpected } => {
                     for key in unexpected {
-                        let child = format!("{ptr}/{}", key.replace('~', "~0").replace('/', "~1"));
+                        let child = format!("{ptr}/{}", pointer_escape(key));
                         let span = with.key_spans.get(&child).copied().or(with.span_at(&ptr));
-                        let help = match suggest(key, properties.iter().map(String::as_str)) {
+                        let help = match suggest(key, properties.iter().copied()) {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => format!("`{}` takes: {}", desc.name, properties.join(", ")),
                         };
@@ -301,6 +325,11 @@ impl<'a> Compiler<'a> {
                     );
                 }
             }
+        }
+        // A map that breaks the schema cannot be parsed by the plugin either; its `validate`
+        // would only repeat the schema's complaint in other words.
+        if self.c.problems.len() > reported {
+            return;
         }
         if let Err(issues) = plugin.validate(&with.value) {
             for issue in issues {
@@ -437,10 +466,7 @@ impl<'a> Compiler<'a> {
                 }
                 Value::Object(map) => {
                     for (k, item) in map {
-                        stack.push((
-                            format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")),
-                            item,
-                        ));
+                        stack.push((format!("{ptr}/{}", pointer_escape(k)), item));
                     }
                 }
                 _ => {}
@@ -665,7 +691,7 @@ impl<'a> Compiler<'a> {
             };
             let ty = self.path_type(&code);
             if !ty.fits(port.ty) {
-                let ptr = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+                let ptr = format!("/{}", pointer_escape(key));
                 let fix = match (ty, port.ty) {
                     (_, ValueType::String) => {
                         format!(" (convert it with `${{{{ {code} | string }}}}`)")

@@ -1,31 +1,30 @@
 //! The mediaflow workflow language: YAML → a validated [`Plan`].
 //!
 //! The compiler reports every problem at once, each with file:line:col, the step, a caret
-//! snippet and a hint (see [`Diagnostics`]). It never runs plugins; it only reads their
-//! descriptors and calls their pure `validate`.
+//! snippet and a hint (see [`Diagnostics`]). It never runs a step: it reads plugins'
+//! descriptors and calls their `validate` (which a process plugin answers from its
+//! process, and a `uses: wasm:` reference loads its component for).
 
 mod ast;
+mod check;
 mod compile;
 mod diagnostic;
 mod expr;
 mod parse;
 mod plan;
-mod registry;
 pub mod schema;
 mod source;
 
 use std::path::Path;
 
+use mediaflow_plugin_api::Registry;
+
 pub use ast::{Located, RetryPolicy, Spanned, StepDecl, WorkflowDoc};
+pub use check::ConfigCheck;
 pub use diagnostic::{suggest, Diagnostics, Problem};
 pub use expr::{EvalError, Evaluator};
 pub use plan::{InputError, InputSpec, Plan, PlanStep};
-pub use registry::{LoadError, PluginLoader, Registry};
 pub use source::Source;
-
-/// Capabilities a step may grant a sandboxed plugin with `permissions:`.
-/// `log` is always available and needs no grant.
-pub const PERMISSIONS: &[&str] = &["llm", "artifacts", "kv", "clock"];
 
 /// Why a workflow file could not be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +83,7 @@ fn load_referenced(
             continue;
         };
         match loader.load(reference, base) {
-            Ok(plugin) => {
-                out.register_as(&uses.value, plugin);
-            }
+            Ok(plugin) => out.register_as(&uses.value, plugin, reference),
             Err(e) => c.push(
                 "mediaflow::plugin_load",
                 Some(step.id.value.as_str()),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use marked_yaml::{LoadError, LoaderOptions, Node};
-use mediaflow_plugin_api::ValueType;
+use mediaflow_plugin_api::{parse_duration, pointer_escape, ValueType};
 use miette::SourceSpan;
 use serde_json::{Map, Number, Value};
 
@@ -194,10 +194,6 @@ fn scalar_value(s: &marked_yaml::types::MarkedScalarNode) -> Value {
     Value::String(text.to_owned())
 }
 
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 impl P<'_> {
     fn expect(&mut self, n: &Node, step: Option<&str>, key: &str, what: &str) {
         let span = self.c.source.node_span(n);
@@ -290,10 +286,7 @@ impl P<'_> {
 
     fn duration(&mut self, n: &Node, step: Option<&str>, key: &str) -> Option<Duration> {
         let text = n.as_scalar().map(|s| s.as_str().trim().to_owned());
-        let parsed = text.as_deref().and_then(|t| match t.parse::<u64>() {
-            Ok(secs) => Some(Duration::from_secs(secs)),
-            Err(_) => humantime::parse_duration(t).ok(),
-        });
+        let parsed = text.as_deref().and_then(parse_duration);
         if parsed.is_none() {
             let span = self.c.source.node_span(n);
             self.c.push(
@@ -334,7 +327,7 @@ impl P<'_> {
             Node::Mapping(m) => {
                 let mut obj = Map::new();
                 for (k, v) in m.iter() {
-                    let child = format!("{ptr}/{}", escape(k.as_str()));
+                    let child = format!("{ptr}/{}", pointer_escape(k.as_str()));
                     keys.insert(
                         child.clone(),
                         self.c.source.scalar_span(k.span(), k.as_str()),
@@ -401,12 +394,12 @@ impl P<'_> {
             Some(t) => t,
             None => {
                 let span = self.c.source.node_span(n);
-                let names = [
-                    "string", "number", "integer", "boolean", "list", "object", "file", "any",
-                ];
-                let help = match suggest(s.as_str(), names) {
+                let help = match suggest(s.as_str(), ValueType::names()) {
                     Some(t) => format!("did you mean `{t}`?"),
-                    None => format!("types: {}", names.join(", ")),
+                    None => format!(
+                        "types: {}",
+                        ValueType::names().collect::<Vec<_>>().join(", ")
+                    ),
                 };
                 self.c.push(
                     "mediaflow::unknown_type",

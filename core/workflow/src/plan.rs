@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediaflow_plugin_api::{ArtifactRef, Plugin, ValueType};
+use mediaflow_plugin_api::{ArtifactRef, Permission, Plugin, ValueType};
 use serde_json::{Map, Value};
 
 use crate::ast::RetryPolicy;
+use crate::check::ConfigCheck;
 use crate::expr::Evaluator;
 
 /// A declared workflow input.
@@ -34,10 +35,10 @@ pub struct PlanStep {
     pub timeout: Option<Duration>,
     pub cache: bool,
     /// Capabilities granted to a sandboxed plugin (`permissions:`).
-    pub permissions: Arc<[String]>,
+    pub permissions: Arc<[Permission]>,
     /// Line of the step's id in the workflow file, for runtime errors.
     pub line: usize,
-    pub(crate) validator: Arc<jsonschema::Validator>,
+    pub(crate) check: ConfigCheck,
 }
 
 impl std::fmt::Debug for PlanStep {
@@ -53,29 +54,7 @@ impl std::fmt::Debug for PlanStep {
 impl PlanStep {
     /// Checks a resolved `with:` map against the plugin's schema and `validate`.
     pub fn check_config(&self, config: &Value) -> Result<(), Vec<String>> {
-        let mut problems: Vec<String> = self
-            .validator
-            .iter_errors(config)
-            .map(|e| {
-                let at = e.instance_path().as_str().to_owned();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{at}: {e}")
-                }
-            })
-            .collect();
-        if let Err(issues) = self.plugin.validate(config) {
-            problems.extend(issues.into_iter().map(|i| {
-                let help = i.help.map(|h| format!(" ({h})")).unwrap_or_default();
-                format!("{}: {}{help}", i.pointer, i.message)
-            }));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+        self.check.check(config)
     }
 }
 

@@ -3,8 +3,6 @@
 //! own ggml, which cannot share a binary with llama.cpp's, so it lives here and not in
 //! `mediaflow-llm`. `mediaflow-asr transcribe FILE [options]` runs it once, by hand.
 
-use std::sync::Arc;
-
 use mediaflow_asr::{plugin, standalone};
 
 #[tokio::main]
@@ -16,7 +14,7 @@ async fn main() {
     mediaflow_protocol::serve_with_args(
         "mediaflow-asr",
         env!("CARGO_PKG_VERSION"),
-        vec![Arc::new(plugin::Transcribe::new())],
+        vec![mediaflow_plugin_api::typed(plugin::Transcribe::new())],
         &args,
     )
     .await;

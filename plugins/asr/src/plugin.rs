@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mediaflow_plugin_api::{
-    ArtifactRef, ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
+    ArtifactRef, ConfigIssue, Descriptor, JsonSchema, PluginError, RunContext, TypedPlugin,
 };
-use mediaflow_protocol::PinnedThread;
-use serde_json::json;
+use mediaflow_plugin_support::PinnedThread;
+use serde::Serialize;
 
 use crate::audio::{self, AudioError};
 use crate::subtitles::{self, Segment};
@@ -21,35 +21,44 @@ pub struct Transcribe {
     worker: PinnedThread,
 }
 
-fn schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["audio"],
-        "properties": {
-            "audio": {"type": "object", "description": "the audio file (a `file` input or an artifact from an earlier step): WAV, FLAC, MP3, Ogg/Vorbis, AIFF, M4A/AAC or MP4"},
-            "model": {"type": "string", "default": transcribe::default_model(), "description": "a catalog name (`whisper-tiny.en`, `whisper-base`), a name given to `mediaflow models add`, or a path to a whisper.cpp ggml file"},
-            "language": {"enum": languages(), "default": "auto", "description": "`auto` to detect it, or a code such as `en`, `de`, `fr` (English-only models always use `en`)"},
-            "translate": {"type": "boolean", "default": false, "description": "translate the speech into English"},
-            "beam_size": {"type": "integer", "minimum": 1, "maximum": 16, "default": 5, "description": "1 = greedy decoding (faster), more = beam search (more accurate)"},
-            "initial_prompt": {"type": ["string", "null"], "description": "text that primes the model: names, places and terms the audio is likely to contain, spelled as they should come out (empty = none)"},
-            "threads": {"type": "integer", "minimum": 1, "maximum": 256, "description": "CPU threads (default: all cores, at most 8)"},
-            "audio_ctx": {"type": "integer", "minimum": 0, "maximum": 1500, "description": "encoder context: 1500 = 30 s (the default, 0); smaller values encode short clips faster at some cost in accuracy"},
-            "max_segment_chars": {"type": "integer", "minimum": 0, "description": "split segments (subtitle cues) longer than this many characters, at word boundaries (0 = whisper's own segments)"},
-            "temperature_fallback": {"type": "boolean", "default": true, "description": "decode again at higher temperatures when the output looks like a loop or is unlikely (whisper's default); off = faster, fully deterministic"}
-        }
-    })
+/// One timed piece of the transcript.
+#[derive(Serialize, JsonSchema)]
+pub struct TimedText {
+    /// Seconds from the start of the audio.
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
 }
 
-/// `auto` and every language code whisper knows.
-fn languages() -> Vec<String> {
-    let mut out = vec!["auto".to_owned()];
-    out.extend(
-        (0..=whisper_rs::get_lang_max_id())
-            .filter_map(whisper_rs::get_lang_str)
-            .map(str::to_owned),
-    );
-    out
+/// The outputs of `audio.transcribe`.
+#[derive(Serialize, JsonSchema)]
+pub struct Transcription {
+    /// The whole transcript.
+    pub text: String,
+    /// The spoken language (detected with `language: auto`).
+    pub language: String,
+    /// `[{start, end, text}]`, seconds.
+    pub segments: Vec<TimedText>,
+    /// SubRip subtitles.
+    pub srt: ArtifactRef,
+    /// WebVTT subtitles.
+    pub vtt: ArtifactRef,
+    /// Seconds of audio.
+    pub duration: f64,
+    /// Processing time / audio duration.
+    pub realtime_factor: f64,
+}
+
+/// `audio.transcribe`'s descriptor, from [`Settings`] and [`Transcription`].
+pub fn descriptor() -> Descriptor {
+    Descriptor::from_config::<Settings>(
+        "audio.transcribe",
+        "1.0.0",
+        "Transcribe speech (whisper.cpp): text, language, timed segments, SRT and WebVTT subtitles",
+    )
+    .inputs(["audio", "initial_prompt"])
+    .outputs_from::<Transcription>()
+    .max_concurrency(1)
 }
 
 fn media_hints(artifact: &ArtifactRef) -> Vec<String> {
@@ -78,8 +87,8 @@ fn stem(artifact: &ArtifactRef) -> String {
 impl From<AudioError> for PluginError {
     fn from(e: AudioError) -> Self {
         let err = match &e {
-            AudioError::Io { .. } => PluginError::new(e.code(), e.to_string()),
-            _ => PluginError::fatal(e.code(), e.to_string()),
+            AudioError::Io { .. } => PluginError::new(e.code(), e.to_string()).retryable(),
+            _ => PluginError::new(e.code(), e.to_string()),
         };
         match e.help() {
             Some(h) => err.with_help(h),
@@ -92,13 +101,13 @@ impl From<TranscribeError> for PluginError {
     fn from(e: TranscribeError) -> Self {
         match e {
             TranscribeError::Cancelled => PluginError::cancelled(),
-            TranscribeError::NotWhisper { .. } => PluginError::fatal("bad_model", e.to_string())
+            TranscribeError::NotWhisper { .. } => PluginError::new("bad_model", e.to_string())
                 .with_help("give a whisper.cpp ggml model: `mediaflow models pull whisper-base` (or whisper-tiny.en)"),
             TranscribeError::Load { .. } | TranscribeError::Invalid(_) => {
-                PluginError::fatal("bad_model", e.to_string())
+                PluginError::new("bad_model", e.to_string())
                     .with_help("pull it again (`mediaflow models rm NAME && mediaflow models pull NAME`) or give another whisper.cpp ggml file")
             }
-            TranscribeError::Whisper(_) => PluginError::new("transcribe", e.to_string()),
+            TranscribeError::Whisper(_) => PluginError::new("transcribe", e.to_string()).retryable(),
         }
     }
 }
@@ -118,25 +127,8 @@ impl Transcribe {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(2);
-        let descriptor = Descriptor::new(
-            "audio.transcribe",
-            "1.0.0",
-            "Transcribe speech (whisper.cpp): text, language, timed segments, SRT and WebVTT subtitles",
-        )
-        .input(Port::new("audio", ValueType::File).required())
-        .input(Port::new("initial_prompt", ValueType::String))
-        .output(Port::new("text", ValueType::String).describe("the whole transcript"))
-        .output(Port::new("language", ValueType::String).describe("the spoken language (detected with `language: auto`)"))
-        .output(Port::new("segments", ValueType::List).describe("[{start, end, text}], seconds"))
-        .output(Port::new("srt", ValueType::File).describe("SubRip subtitles"))
-        .output(Port::new("vtt", ValueType::File).describe("WebVTT subtitles"))
-        .output(Port::new("duration", ValueType::Number).describe("seconds of audio"))
-        .output(Port::new("realtime_factor", ValueType::Number).describe("processing time / audio duration"))
-        .capability("asr")
-        .max_concurrency(1)
-        .schema(schema());
         Transcribe {
-            descriptor,
+            descriptor: descriptor(),
             models: Arc::new(Models::new(keep)),
             worker: PinnedThread::start("whisper"),
         }
@@ -144,55 +136,30 @@ impl Transcribe {
 }
 
 #[async_trait::async_trait]
-impl Plugin for Transcribe {
+impl TypedPlugin for Transcribe {
+    type Config = Settings;
+    type Output = Transcription;
+
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
 
-    fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
+    fn check(&self, settings: &Settings) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        if config.get("translate").and_then(Value::as_bool) == Some(true)
-            && config
-                .get("model")
-                .and_then(Value::as_str)
-                .is_some_and(|m| m.ends_with(".en"))
-        {
+        if settings.translate && settings.model.ends_with(".en") {
             issues.push(
                 ConfigIssue::new("/translate", "English-only models cannot translate")
                     .with_help("use a multilingual model such as `whisper-base`"),
             );
         }
-        if issues.is_empty() {
-            Ok(())
-        } else {
-            Err(issues)
-        }
+        issues
     }
 
-    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
-        // The host checks the schema when the workflow compiles; the checks that need
-        // more than the schema run here, before any work.
-        if let Err(issues) = self.validate(&config) {
-            let first = &issues[0];
-            let err = PluginError::fatal(
-                "bad_config",
-                format!(
-                    "`{}`: {}",
-                    first.pointer.trim_start_matches('/'),
-                    first.message
-                ),
-            );
-            return Err(match &first.help {
-                Some(h) => err.with_help(h.clone()),
-                None => err,
-            });
-        }
-        let artifact = config
-            .get("audio")
-            .and_then(ArtifactRef::from_value)
-            .ok_or_else(|| PluginError::fatal("bad_config", "`audio` is not a file"))?;
-        let settings: Settings = serde_json::from_value(config)
-            .map_err(|e| PluginError::fatal("bad_config", format!("invalid settings: {e}")))?;
+    async fn run(&self, settings: Settings, cx: &RunContext) -> Result<Transcription, PluginError> {
+        let artifact = settings
+            .audio
+            .clone()
+            .ok_or_else(|| PluginError::new("bad_config", "`audio` is not a file"))?;
         let model_path = mediaflow_models::resolve_for_step(&settings.model)?;
         let audio_path = cx.artifact_path(&artifact).await?;
 
@@ -207,7 +174,7 @@ impl Plugin for Transcribe {
             audio::load(&audio_path, &label, &hints)
         })
         .await
-        .map_err(|e| PluginError::new("decode", format!("the decoder died: {e}")))??;
+        .map_err(|e| PluginError::new("decode", format!("the decoder died: {e}")).retryable())??;
         let seconds = decoded.seconds();
         cx.info(&format!(
             "{:.1} s of audio ({}, {} Hz, {} channel(s)); model {}",
@@ -231,7 +198,9 @@ impl Plugin for Transcribe {
                 })
             })
             .await
-            .ok_or_else(|| PluginError::new("transcribe", "the transcription thread is gone"))??;
+            .ok_or_else(|| {
+                PluginError::new("transcribe", "the transcription thread is gone").retryable()
+            })??;
         let elapsed = started.elapsed().as_secs_f64();
 
         let segments = subtitles::tidy(transcript.segments);
@@ -247,20 +216,19 @@ impl Plugin for Transcribe {
                 cx.artifacts()
                     .put_bytes(body.as_bytes(), media_type, Some(&file_name))
                     .await
-                    .map(|a| a.to_value())
             }
         };
         let srt = store("srt", "application/x-subrip", subtitles::srt(&segments)).await?;
         let vtt = store("vtt", "text/vtt", subtitles::vtt(&segments)).await?;
-        Ok(json!({
-            "text": text,
-            "language": transcript.language,
-            "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
-            "srt": srt,
-            "vtt": vtt,
-            "duration": round3(seconds),
-            "realtime_factor": round3(elapsed / seconds.max(1e-9)),
-        }))
+        Ok(Transcription {
+            text,
+            language: transcript.language,
+            segments: segments.iter().map(timed).collect(),
+            srt,
+            vtt,
+            duration: round3(seconds),
+            realtime_factor: round3(elapsed / seconds.max(1e-9)),
+        })
     }
 }
 
@@ -268,6 +236,10 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-fn segment_json(s: &Segment) -> Value {
-    json!({"start": round3(s.start), "end": round3(s.end), "text": s.text})
+fn timed(s: &Segment) -> TimedText {
+    TimedText {
+        start: round3(s.start),
+        end: round3(s.end),
+        text: s.text.clone(),
+    }
 }

@@ -3,33 +3,88 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use mediaflow_plugin_api::{schemars, ArtifactRef, JsonSchema};
 use serde::Deserialize;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
 use crate::audio::SAMPLE_RATE;
 use crate::subtitles::Segment;
 
-/// A step's settings (`with:` minus the audio).
-#[derive(Clone, Debug, Deserialize)]
+/// A step's settings: the whole `with:` map of `audio.transcribe`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// The audio file (a `file` input or an artifact from an earlier step): WAV, FLAC, MP3,
+    /// Ogg/Vorbis, AIFF, M4A/AAC or MP4. Absent only when transcribing from the command
+    /// line.
+    #[serde(default)]
+    #[schemars(required)]
+    pub audio: Option<ArtifactRef>,
+    /// A catalog name (`whisper-tiny.en`, `whisper-base`), a name given to
+    /// `mediaflow models add`, or a path to a whisper.cpp ggml file.
     #[serde(default = "default_model")]
     pub model: String,
+    /// `auto` to detect it, or a code such as `en`, `de`, `fr` (English-only models always
+    /// use `en`).
     #[serde(default = "default_language")]
+    #[schemars(schema_with = "language_schema")]
     pub language: String,
+    /// Translate the speech into English.
     #[serde(default)]
     pub translate: bool,
+    /// 1 = greedy decoding (faster), more = beam search (more accurate).
     #[serde(default = "default_beam")]
+    #[schemars(range(min = 1, max = 16))]
     pub beam_size: u32,
+    /// Text that primes the model: names, places and terms the audio is likely to contain,
+    /// spelled as they should come out (empty = none).
     #[serde(default)]
     pub initial_prompt: Option<String>,
+    /// CPU threads (default: all cores, at most 8).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub threads: Option<u32>,
+    /// Encoder context: 1500 = 30 s (the default, 0); smaller values encode short clips
+    /// faster at some cost in accuracy.
     #[serde(default)]
+    #[schemars(range(max = 1500))]
     pub audio_ctx: Option<u32>,
+    /// Split segments (subtitle cues) longer than this many characters, at word boundaries
+    /// (0 = whisper's own segments).
     #[serde(default)]
     pub max_segment_chars: Option<u32>,
+    /// Decode again at higher temperatures when the output looks like a loop or is
+    /// unlikely (whisper's default); off = faster, fully deterministic.
     #[serde(default)]
     pub temperature_fallback: Option<bool>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            audio: None,
+            model: default_model(),
+            language: default_language(),
+            translate: false,
+            beam_size: default_beam(),
+            initial_prompt: None,
+            threads: None,
+            audio_ctx: None,
+            max_segment_chars: None,
+            temperature_fallback: None,
+        }
+    }
+}
+
+/// `auto` and every language code whisper knows, as an enum.
+fn language_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut codes = vec!["auto".to_owned()];
+    codes.extend(
+        (0..=whisper_rs::get_lang_max_id())
+            .filter_map(whisper_rs::get_lang_str)
+            .map(str::to_owned),
+    );
+    schemars::json_schema!({"enum": codes, "default": "auto"})
 }
 
 pub fn default_model() -> String {

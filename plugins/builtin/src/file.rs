@@ -1,26 +1,62 @@
 use std::path::{Path, PathBuf};
 
 use mediaflow_plugin_api::{
-    ArtifactRef, ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
+    ArtifactRef, ConfigIssue, Descriptor, JsonSchema, PluginError, RunContext, TypedPlugin,
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::str_field;
-
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> PluginError {
-    let retryable = !matches!(
-        e.kind(),
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-    );
     let err = PluginError::new("io", format!("cannot {what} {}: {e}", path.display()));
-    PluginError { retryable, ..err }
+    match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => err,
+        _ => err.retryable(),
+    }
+}
+
+/// How `file.read` returns the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadAs {
+    /// As UTF-8 text (`text` output).
+    #[default]
+    Text,
+    /// Copied into the artifact store (`file` output), bytes untouched.
+    Artifact,
+}
+
+/// Settings of `file.read`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadConfig {
+    /// File path (relative paths start at the working directory).
+    pub path: String,
+    /// `text` or `artifact`.
+    #[serde(default, rename = "as")]
+    pub mode: ReadAs,
+    /// Media type of the artifact (guessed from the extension otherwise).
+    #[serde(default)]
+    pub media_type: Option<String>,
+}
+
+/// The outputs of `file.read`.
+#[derive(Serialize, JsonSchema)]
+pub struct ReadOutput {
+    /// The file's text, with `as: text`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The file, with `as: artifact`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<ArtifactRef>,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 /// `file.read`: reads a file as text, or copies it into the artifact store.
-pub struct FileRead {
-    descriptor: Descriptor,
-}
+///
+/// Not cacheable: its setting is a path, and the file behind a path changes. Steps that
+/// use what it read are cached by that content.
+pub struct FileRead(Descriptor);
 
 impl Default for FileRead {
     fn default() -> Self {
@@ -30,50 +66,50 @@ impl Default for FileRead {
 
 impl FileRead {
     pub fn new() -> Self {
-        FileRead {
-            descriptor: Descriptor::new("file.read", "1.0.0", "Read a file as text or as an artifact")
-                .input(Port::new("path", ValueType::String).required())
-                .output(Port::new("text", ValueType::String).describe("with `as: text`"))
-                .output(Port::new("file", ValueType::File).describe("with `as: artifact`"))
-                .output(Port::new("bytes", ValueType::Integer))
-                .capability("fs.read")
-                .schema(json!({
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["path"],
-                    "properties": {
-                        "path": {"type": "string", "description": "file path (relative paths start at the working directory)"},
-                        "as": {"enum": ["text", "artifact"], "default": "text"},
-                        "media_type": {"type": "string", "description": "media type of the artifact (guessed from the extension otherwise)"}
-                    }
-                })),
-        }
+        FileRead(
+            Descriptor::from_config::<ReadConfig>(
+                "file.read",
+                "1.0.0",
+                "Read a file as text or as an artifact",
+            )
+            .inputs(["path"])
+            .outputs_from::<ReadOutput>()
+            .not_cacheable(),
+        )
     }
 }
 
 #[async_trait::async_trait]
-impl Plugin for FileRead {
+impl TypedPlugin for FileRead {
+    type Config = ReadConfig;
+    type Output = ReadOutput;
+
     fn descriptor(&self) -> &Descriptor {
-        &self.descriptor
+        &self.0
     }
 
-    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
-        let path = PathBuf::from(str_field(&config, "path")?);
-        let mode = config.get("as").and_then(Value::as_str).unwrap_or("text");
-        if mode == "artifact" {
-            let media = config.get("media_type").and_then(Value::as_str);
+    async fn run(&self, c: ReadConfig, cx: &RunContext) -> Result<ReadOutput, PluginError> {
+        let path = PathBuf::from(&c.path);
+        if c.mode == ReadAs::Artifact {
             if let Err(e) = tokio::fs::metadata(&path).await {
                 return Err(io_error("read", &path, e));
             }
-            let artifact = cx.artifacts().put_file(&path, media).await?;
-            return Ok(json!({ "file": artifact.to_value(), "bytes": artifact.size }));
+            let artifact = cx
+                .artifacts()
+                .put_file(&path, c.media_type.as_deref())
+                .await?;
+            return Ok(ReadOutput {
+                text: None,
+                bytes: artifact.size,
+                file: Some(artifact),
+            });
         }
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| io_error("read", &path, e))?;
-        let n = bytes.len();
+        let n = bytes.len() as u64;
         let text = String::from_utf8(bytes).map_err(|e| {
-            PluginError::fatal(
+            PluginError::new(
                 "not_utf8",
                 format!(
                     "{} is not UTF-8 text (invalid byte at offset {})",
@@ -83,14 +119,45 @@ impl Plugin for FileRead {
             )
             .with_help("read it with `as: artifact` to pass the raw bytes on")
         })?;
-        Ok(json!({ "text": text, "bytes": n }))
+        Ok(ReadOutput {
+            text: Some(text),
+            file: None,
+            bytes: n,
+        })
     }
 }
 
-/// `file.write`: writes text or an artifact to a path.
-pub struct FileWrite {
-    descriptor: Descriptor,
+/// Settings of `file.write`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteConfig {
+    /// Where to write (relative paths start at the working directory).
+    pub path: String,
+    /// Text to write.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// An artifact to copy out of the store.
+    #[serde(default)]
+    pub artifact: Option<ArtifactRef>,
+    /// Append instead of replacing the file.
+    #[serde(default)]
+    pub append: bool,
+    /// Create missing parent directories.
+    #[serde(default = "crate::yes")]
+    pub mkdirs: bool,
 }
+
+/// The outputs of `file.write`.
+#[derive(Serialize, JsonSchema)]
+pub struct WriteOutput {
+    /// The path written.
+    pub path: String,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// `file.write`: writes text or an artifact to a path.
+pub struct FileWrite(Descriptor);
 
 impl Default for FileWrite {
     fn default() -> Self {
@@ -100,79 +167,58 @@ impl Default for FileWrite {
 
 impl FileWrite {
     pub fn new() -> Self {
-        FileWrite {
-            descriptor: Descriptor::new("file.write", "1.0.0", "Write text or an artifact to a file")
-                .input(Port::new("path", ValueType::String).required())
-                .input(Port::new("content", ValueType::String))
-                .input(Port::new("artifact", ValueType::File))
-                .output(Port::new("path", ValueType::String))
-                .output(Port::new("bytes", ValueType::Integer))
-                .capability("fs.write")
-                .not_cacheable()
-                .schema(json!({
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["path"],
-                    "properties": {
-                        "path": {"type": "string"},
-                        "content": {"type": "string", "description": "text to write"},
-                        "artifact": {"type": "object", "description": "an artifact to copy out of the store"},
-                        "append": {"type": "boolean", "default": false},
-                        "mkdirs": {"type": "boolean", "default": true, "description": "create missing parent directories"}
-                    }
-                })),
-        }
+        FileWrite(
+            Descriptor::from_config::<WriteConfig>(
+                "file.write",
+                "1.0.0",
+                "Write text or an artifact to a file",
+            )
+            .inputs(["path", "content", "artifact"])
+            .outputs_from::<WriteOutput>()
+            .not_cacheable(),
+        )
     }
 }
 
 #[async_trait::async_trait]
-impl Plugin for FileWrite {
+impl TypedPlugin for FileWrite {
+    type Config = WriteConfig;
+    type Output = WriteOutput;
+
     fn descriptor(&self) -> &Descriptor {
-        &self.descriptor
+        &self.0
     }
 
-    fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
-        match (config.get("content"), config.get("artifact")) {
-            (Some(_), Some(_)) => Err(vec![ConfigIssue::new(
+    fn check(&self, c: &WriteConfig) -> Vec<ConfigIssue> {
+        match (&c.content, &c.artifact) {
+            (Some(_), Some(_)) => vec![ConfigIssue::new(
                 "/artifact",
                 "give `content` or `artifact`, not both",
-            )]),
-            (None, None) => Err(vec![ConfigIssue::new("", "nothing to write").with_help(
-                "add `content:` (text) or `artifact:` (a file from an earlier step)",
-            )]),
-            _ => Ok(()),
+            )],
+            (None, None) => vec![ConfigIssue::new("", "nothing to write")
+                .with_help("add `content:` (text) or `artifact:` (a file from an earlier step)")],
+            _ => Vec::new(),
         }
     }
 
-    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
-        let path = PathBuf::from(str_field(&config, "path")?);
-        let append = config
-            .get("append")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let mkdirs = config
-            .get("mkdirs")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        let bytes: Vec<u8> = match (config.get("content"), config.get("artifact")) {
-            (Some(Value::String(s)), _) => s.clone().into_bytes(),
-            (_, Some(a)) => {
-                let artifact = ArtifactRef::from_value(a).ok_or_else(|| {
-                    PluginError::fatal("bad_config", "`artifact` is not an artifact reference")
-                })?;
-                let src = cx.artifact_path(&artifact).await?;
+    async fn run(&self, c: WriteConfig, cx: &RunContext) -> Result<WriteOutput, PluginError> {
+        let path = PathBuf::from(&c.path);
+        let bytes: Vec<u8> = match (c.content, &c.artifact) {
+            (Some(s), _) => s.into_bytes(),
+            (None, Some(artifact)) => {
+                let src = cx.artifact_path(artifact).await?;
                 tokio::fs::read(&src)
                     .await
                     .map_err(|e| io_error("read", &src, e))?
             }
-            _ => {
-                return Err(PluginError::fatal(
+            (None, None) => {
+                return Err(PluginError::new(
                     "bad_config",
                     "give `content` or `artifact`",
                 ))
             }
         };
-        if mkdirs {
+        if c.mkdirs {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 tokio::fs::create_dir_all(dir)
                     .await
@@ -182,8 +228,8 @@ impl Plugin for FileWrite {
         let mut f = tokio::fs::OpenOptions::new()
             .create(true)
             .write(true)
-            .append(append)
-            .truncate(!append)
+            .append(c.append)
+            .truncate(!c.append)
             .open(&path)
             .await
             .map_err(|e| io_error("open", &path, e))?;
@@ -191,6 +237,9 @@ impl Plugin for FileWrite {
             .await
             .map_err(|e| io_error("write", &path, e))?;
         f.flush().await.map_err(|e| io_error("write", &path, e))?;
-        Ok(json!({ "path": path.display().to_string(), "bytes": bytes.len() }))
+        Ok(WriteOutput {
+            path: path.display().to_string(),
+            bytes: bytes.len() as u64,
+        })
     }
 }

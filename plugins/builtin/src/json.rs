@@ -1,12 +1,30 @@
-use mediaflow_plugin_api::{Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType};
-use serde_json::json;
+use mediaflow_plugin_api::{
+    Descriptor, JsonSchema, Map, PluginError, RunContext, TypedPlugin, Value,
+};
+use serde::{Deserialize, Serialize};
 
-use crate::str_field;
+/// Settings of `json.pick`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickConfig {
+    /// The JSON document (or a JSON string to parse).
+    pub value: Value,
+    /// `a.b.0.c` or a JSON pointer `/a/b/0/c`.
+    pub path: String,
+    /// Returned when the path is missing.
+    #[serde(default, deserialize_with = "crate::present")]
+    pub default: Option<Value>,
+}
+
+/// The outputs of `json.pick` and `json.merge`.
+#[derive(Serialize, JsonSchema)]
+pub struct ValueOutput {
+    /// The picked (or merged) value.
+    pub value: Value,
+}
 
 /// `json.pick`: takes one value out of a JSON document by dotted path or JSON pointer.
-pub struct JsonPick {
-    descriptor: Descriptor,
-}
+pub struct JsonPick(Descriptor);
 
 impl Default for JsonPick {
     fn default() -> Self {
@@ -16,21 +34,15 @@ impl Default for JsonPick {
 
 impl JsonPick {
     pub fn new() -> Self {
-        JsonPick {
-            descriptor: Descriptor::new("json.pick", "1.0.0", "Pick a value out of JSON by path")
-                .input(Port::new("value", ValueType::Any).required())
-                .output(Port::new("value", ValueType::Any))
-                .schema(json!({
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["value", "path"],
-                    "properties": {
-                        "value": {"description": "the JSON document (or a JSON string to parse)"},
-                        "path": {"type": "string", "description": "`a.b.0.c` or a JSON pointer `/a/b/0/c`"},
-                        "default": {"description": "returned when the path is missing"}
-                    }
-                })),
-        }
+        JsonPick(
+            Descriptor::from_config::<PickConfig>(
+                "json.pick",
+                "1.0.0",
+                "Pick a value out of JSON by path",
+            )
+            .inputs(["value"])
+            .outputs_from::<ValueOutput>(),
+        )
     }
 }
 
@@ -49,35 +61,45 @@ fn pick<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 #[async_trait::async_trait]
-impl Plugin for JsonPick {
+impl TypedPlugin for JsonPick {
+    type Config = PickConfig;
+    type Output = ValueOutput;
+
     fn descriptor(&self) -> &Descriptor {
-        &self.descriptor
+        &self.0
     }
 
-    async fn run(&self, config: Value, _cx: &RunContext) -> Result<Value, PluginError> {
-        let path = str_field(&config, "path")?;
-        let doc = match config.get("value") {
+    async fn run(&self, c: PickConfig, _cx: &RunContext) -> Result<ValueOutput, PluginError> {
+        let doc = match c.value {
             // A string holding JSON (e.g. an LLM's answer) is parsed first.
-            Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
-            Some(v) => v.clone(),
-            None => Value::Null,
+            Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+            v => v,
         };
-        match (pick(&doc, path), config.get("default")) {
-            (Some(v), _) => Ok(json!({ "value": v })),
-            (None, Some(d)) => Ok(json!({ "value": d })),
-            (None, None) => Err(PluginError::fatal(
+        match (pick(&doc, &c.path), c.default) {
+            (Some(v), _) => Ok(ValueOutput { value: v.clone() }),
+            (None, Some(d)) => Ok(ValueOutput { value: d }),
+            (None, None) => Err(PluginError::new(
                 "path_not_found",
-                format!("`{path}` is not in the value"),
+                format!("`{}` is not in the value", c.path),
             )
             .with_help("fix the path, or give `default:` for documents that may lack it")),
         }
     }
 }
 
-/// `json.merge`: merges objects, later ones winning; nested objects merge deeply.
-pub struct JsonMerge {
-    descriptor: Descriptor,
+/// Settings of `json.merge`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// Objects to merge, in order.
+    pub objects: Vec<Map<String, Value>>,
+    /// Merge nested objects instead of replacing them.
+    #[serde(default = "crate::yes")]
+    pub deep: bool,
 }
+
+/// `json.merge`: merges objects, later ones winning; nested objects merge deeply.
+pub struct JsonMerge(Descriptor);
 
 impl Default for JsonMerge {
     fn default() -> Self {
@@ -87,20 +109,15 @@ impl Default for JsonMerge {
 
 impl JsonMerge {
     pub fn new() -> Self {
-        JsonMerge {
-            descriptor: Descriptor::new("json.merge", "1.0.0", "Merge JSON objects (later wins)")
-                .input(Port::new("objects", ValueType::List).required())
-                .output(Port::new("value", ValueType::Object))
-                .schema(json!({
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["objects"],
-                    "properties": {
-                        "objects": {"type": "array", "items": {"type": "object"}, "description": "objects to merge, in order"},
-                        "deep": {"type": "boolean", "default": true, "description": "merge nested objects instead of replacing them"}
-                    }
-                })),
-        }
+        JsonMerge(
+            Descriptor::from_config::<MergeConfig>(
+                "json.merge",
+                "1.0.0",
+                "Merge JSON objects (later wins)",
+            )
+            .inputs(["objects"])
+            .outputs_from::<ValueOutput>(),
+        )
     }
 }
 
@@ -123,29 +140,28 @@ fn merge(into: &mut Value, from: &Value, deep: bool) {
 }
 
 #[async_trait::async_trait]
-impl Plugin for JsonMerge {
+impl TypedPlugin for JsonMerge {
+    type Config = MergeConfig;
+    type Output = ValueOutput;
+
     fn descriptor(&self) -> &Descriptor {
-        &self.descriptor
+        &self.0
     }
 
-    async fn run(&self, config: Value, _cx: &RunContext) -> Result<Value, PluginError> {
-        let deep = config.get("deep").and_then(Value::as_bool).unwrap_or(true);
-        let mut out = json!({});
-        for obj in config
-            .get("objects")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            merge(&mut out, obj, deep);
+    async fn run(&self, c: MergeConfig, _cx: &RunContext) -> Result<ValueOutput, PluginError> {
+        let mut out = Value::Object(Map::new());
+        for obj in c.objects {
+            merge(&mut out, &Value::Object(obj), c.deep);
         }
-        Ok(json!({ "value": out }))
+        Ok(ValueOutput { value: out })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mediaflow_plugin_api::ValueType;
+    use serde_json::json;
 
     #[test]
     fn picks_by_dots_and_pointers() {
@@ -160,5 +176,21 @@ mod tests {
         let mut a = json!({"x": {"y": 1, "z": 2}});
         merge(&mut a, &json!({"x": {"z": 3}, "w": true}), true);
         assert_eq!(a, json!({"x": {"y": 1, "z": 3}, "w": true}));
+    }
+
+    #[test]
+    fn descriptors_come_from_the_config_structs() {
+        let pick = JsonPick::new();
+        let s = &pick.0.config_schema;
+        assert_eq!(s["required"], json!(["value", "path"]));
+        assert_eq!(s["additionalProperties"], json!(false));
+        let port = pick.0.input_port("value").unwrap();
+        assert_eq!((port.ty, port.required), (ValueType::Any, true));
+        let merge = JsonMerge::new();
+        assert_eq!(
+            merge.0.config_schema["properties"]["deep"]["default"],
+            json!(true)
+        );
+        assert_eq!(merge.0.input_port("objects").unwrap().ty, ValueType::List);
     }
 }

@@ -1,9 +1,14 @@
 //! Built-in plugins that real workflows need: `text.template`, `json.pick`, `json.merge`,
-//! `file.read`, `file.write` and `core.delay`.
+//! `file.read`, `file.write` and `core.delay`. Each is a [`TypedPlugin`]: its settings are
+//! one struct, whose schema (with defaults and descriptions) is the plugin's config schema.
+//!
+//! [`TypedPlugin`]: mediaflow_plugin_api::TypedPlugin
 
 use std::sync::Arc;
 
-use mediaflow_plugin_api::{Plugin, PluginError, Value};
+use mediaflow_plugin_api::{typed, Plugin, Registry};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 mod delay;
 mod file;
@@ -18,34 +23,28 @@ pub use text::TextTemplate;
 /// Every built-in plugin.
 pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     vec![
-        Arc::new(TextTemplate::new()),
-        Arc::new(JsonPick::new()),
-        Arc::new(JsonMerge::new()),
-        Arc::new(FileRead::new()),
-        Arc::new(FileWrite::new()),
-        Arc::new(Delay::new()),
+        typed(TextTemplate::new()),
+        typed(JsonPick::new()),
+        typed(JsonMerge::new()),
+        typed(FileRead::new()),
+        typed(FileWrite::new()),
+        typed(Delay::new()),
     ]
 }
 
-/// A string setting the engine already validated against the schema.
-pub(crate) fn str_field<'a>(config: &'a Value, key: &str) -> Result<&'a str, PluginError> {
-    config
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| PluginError::fatal("bad_config", format!("`{key}` must be a string")))
+/// A registry holding the built-in plugins (origin `built-in`).
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+    // The built-ins have distinct names; there is nothing to collide with yet.
+    let _ = registry.add(plugins(), "built-in");
+    registry
 }
 
-/// Parses `2s`, `500ms`, `1m 30s` or a number of seconds.
-pub fn parse_duration(v: &Value) -> Option<std::time::Duration> {
-    match v {
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|f| *f >= 0.0 && f.is_finite())
-            .map(std::time::Duration::from_secs_f64),
-        Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(f) if f >= 0.0 && f.is_finite() => Some(std::time::Duration::from_secs_f64(f)),
-            _ => humantime::parse_duration(s.trim()).ok(),
-        },
-        _ => None,
-    }
+fn yes() -> bool {
+    true
+}
+
+/// For `Option<Value>` settings where an explicit `null` is a value, not an absence.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }

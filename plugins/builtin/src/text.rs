@@ -1,10 +1,29 @@
 use mediaflow_plugin_api::{
-    ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
+    ConfigIssue, Descriptor, JsonSchema, Map, PluginError, RunContext, TypedPlugin, Value,
 };
 use minijinja::{Environment, UndefinedBehavior};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::str_field;
+/// Settings of `text.template`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    /// Template text (Jinja); `{{ var }}` reads `vars`.
+    pub template: String,
+    /// Variables for the template.
+    #[serde(default)]
+    pub vars: Map<String, Value>,
+    /// Strip surrounding whitespace.
+    #[serde(default)]
+    pub trim: bool,
+}
+
+/// The outputs of `text.template`.
+#[derive(Serialize, JsonSchema)]
+pub struct TextOutput {
+    /// The rendered text.
+    pub text: String,
+}
 
 /// `text.template`: renders a Jinja template (`{{ name }}`, `{% for %}`) with `vars`.
 /// `${{ }}` expressions in `with:` are resolved by the engine before the template renders.
@@ -26,64 +45,49 @@ impl TextTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         TextTemplate {
-            descriptor: Descriptor::new(
+            descriptor: Descriptor::from_config::<TemplateConfig>(
                 "text.template",
                 "1.0.0",
                 "Render text from a template and variables",
             )
-            .input(Port::new("template", ValueType::String).required().describe("Jinja template text"))
-            .input(Port::new("vars", ValueType::Object).describe("variables for the template"))
-            .output(Port::new("text", ValueType::String))
-            .schema(json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["template"],
-                "properties": {
-                    "template": {"type": "string", "description": "template text; `{{ var }}` reads `vars`"},
-                    "vars": {"type": "object", "description": "variables for the template"},
-                    "trim": {"type": "boolean", "default": false, "description": "strip surrounding whitespace"}
-                }
-            })),
+            .inputs(["template", "vars"])
+            .outputs_from::<TextOutput>(),
             env,
         }
     }
 }
 
 #[async_trait::async_trait]
-impl Plugin for TextTemplate {
+impl TypedPlugin for TextTemplate {
+    type Config = TemplateConfig;
+    type Output = TextOutput;
+
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
 
-    fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
-        let Some(t) = config.get("template").and_then(Value::as_str) else {
-            return Ok(());
-        };
-        if t.contains("${{") {
-            return Ok(());
+    fn check(&self, c: &TemplateConfig) -> Vec<ConfigIssue> {
+        if c.template.contains("${{") {
+            return Vec::new();
         }
-        match self.env.template_from_str(t) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(vec![ConfigIssue::new(
+        match self.env.template_from_str(&c.template) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![ConfigIssue::new(
                 "/template",
                 format!("invalid template: {e}"),
-            )]),
+            )],
         }
     }
 
-    async fn run(&self, config: Value, _cx: &RunContext) -> Result<Value, PluginError> {
-        let template = str_field(&config, "template")?;
-        let vars = config.get("vars").cloned().unwrap_or(json!({}));
+    async fn run(&self, c: TemplateConfig, _cx: &RunContext) -> Result<TextOutput, PluginError> {
         let tmpl = self
             .env
-            .template_from_str(template)
-            .map_err(|e| PluginError::fatal("bad_template", format!("invalid template: {e}")))?;
-        let mut text = tmpl.render(&vars).map_err(|e| {
-            PluginError::fatal("render_failed", format!("cannot render the template: {e}"))
+            .template_from_str(&c.template)
+            .map_err(|e| PluginError::new("bad_template", format!("invalid template: {e}")))?;
+        let text = tmpl.render(&c.vars).map_err(|e| {
+            PluginError::new("render_failed", format!("cannot render the template: {e}"))
         })?;
-        if config.get("trim").and_then(Value::as_bool).unwrap_or(false) {
-            text = text.trim().to_owned();
-        }
-        Ok(json!({ "text": text }))
+        let text = if c.trim { text.trim().to_owned() } else { text };
+        Ok(TextOutput { text })
     }
 }

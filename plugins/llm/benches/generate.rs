@@ -136,9 +136,7 @@ fn main() {
         let mut h = Harness::new(Db::Sqlite).await;
         let binary = describe(Path::new(env!("CARGO_BIN_EXE_mediaflow-llm"))).await.unwrap();
         let sup = Supervisor::new(binary, vec![("MEDIAFLOW_MODELS".into(), models.display().to_string())]);
-        for p in sup.plugins() {
-            h.registry.register(p);
-        }
+        h.register(sup.plugins());
         let flow = format!(
             "steps:\n  g: {{ uses: llm.generate, with: {{ model: {MODEL}, raw: true, prompt: {prompt:?}, temperature: 0, max_tokens: {GEN}, threads: {THREADS} }} }}\n"
         );

@@ -58,9 +58,9 @@ impl ModelCache {
         let p = path.to_path_buf();
         let model = tokio::task::spawn_blocking(move || LlamaModel::load_from_file(&backend, &p, &LlamaModelParams::default()))
             .await
-            .map_err(|e| PluginError::new("model_load", format!("loading {} died: {e}", path.display())))?
+            .map_err(|e| PluginError::new("model_load", format!("loading {} died: {e}", path.display())).retryable())?
             .map_err(|e| {
-                PluginError::fatal("model_load", format!("cannot load model {}: {e}", path.display()))
+                PluginError::new("model_load", format!("cannot load model {}: {e}", path.display()))
                     .with_help("the file may be truncated or not a GGUF model; `mediaflow models verify` checks pulled models")
             })?;
         let model = Arc::new(model);

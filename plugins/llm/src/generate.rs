@@ -8,9 +8,8 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
-use mediaflow_plugin_api::{CancellationToken, PluginError, Value};
-use serde::Deserialize;
-use serde_json::json;
+use mediaflow_plugin_api::{CancellationToken, JsonSchema, Map, PluginError, Value};
+use serde::{Deserialize, Serialize};
 
 fn d_max_tokens() -> u32 {
     256
@@ -32,40 +31,86 @@ fn d_seed() -> u32 {
 }
 
 /// The settings of one call (the step's resolved `with:`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Request {
+    /// A catalog name (`mediaflow models list`), a name given to `mediaflow models add`, or a
+    /// path to a GGUF file.
     pub model: String,
+    /// The user message (or the whole prompt with `raw: true`).
     pub prompt: String,
+    /// System message.
     #[serde(default)]
     pub system: Option<String>,
+    /// Send `prompt` as is, without the model's chat template.
     #[serde(default)]
     pub raw: bool,
+    /// Most tokens to generate.
     #[serde(default = "d_max_tokens")]
+    #[schemars(range(min = 1, max = 32768))]
     pub max_tokens: u32,
+    /// 0 = greedy (deterministic).
     #[serde(default = "d_temperature")]
+    #[schemars(range(min = 0, max = 5))]
     pub temperature: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass.
     #[serde(default = "d_top_p")]
+    #[schemars(range(max = 1), extend("exclusiveMinimum" = 0))]
     pub top_p: f32,
+    /// Sample among this many most likely tokens (0 = all).
     #[serde(default = "d_top_k")]
+    #[schemars(range(min = 0))]
     pub top_k: i32,
+    /// Penalty for repeating recent tokens (1.0 = off).
     #[serde(default = "d_repeat")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub repeat_penalty: f32,
+    /// Seed for sampling, so sampled runs repeat too.
     #[serde(default = "d_seed")]
     pub seed: u32,
+    /// Stop before any of these strings.
     #[serde(default)]
+    #[schemars(inner(length(min = 1)))]
     pub stop: Vec<String>,
+    /// Constrain the output to JSON valid under this schema; the `json` output holds it
+    /// parsed.
     #[serde(default)]
-    pub json_schema: Option<Value>,
+    pub json_schema: Option<Map<String, Value>>,
+    /// A GBNF grammar (root rule `root`) constraining the output.
     #[serde(default)]
     pub grammar: Option<String>,
+    /// CPU threads (default: all cores).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub threads: Option<i32>,
+    /// Context window in tokens (default: prompt + max_tokens).
     #[serde(default)]
+    #[schemars(range(min = 128))]
     pub context: Option<u32>,
 }
 
+/// What one generation gives.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Generated {
+    /// The generated text.
+    pub text: String,
+    /// The output parsed as JSON, with `json_schema`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    /// Tokens in the prompt.
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// Prompt evaluation speed.
+    pub prompt_tokens_per_s: f64,
+    /// Generation speed.
+    pub tokens_per_s: f64,
+    /// `stop`, `length` or `context`.
+    pub finish_reason: String,
+}
+
 fn err(code: &str, msg: impl Into<String>) -> PluginError {
-    PluginError::fatal(code, msg)
+    PluginError::new(code, msg)
 }
 
 /// The text the model sees: the chat template from the GGUF metadata, unless `raw`.
@@ -112,12 +157,13 @@ fn sampler(model: &LlamaModel, req: &Request) -> Result<LlamaSampler, PluginErro
     }
     let grammar = match (&req.json_schema, &req.grammar) {
         (Some(schema), _) => Some(
-            llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
-                err(
-                    "json_schema",
-                    format!("cannot turn the schema into a grammar: {e}"),
-                )
-            })?,
+            llama_cpp_2::json_schema_to_grammar(&Value::Object(schema.clone()).to_string())
+                .map_err(|e| {
+                    err(
+                        "json_schema",
+                        format!("cannot turn the schema into a grammar: {e}"),
+                    )
+                })?,
         ),
         (None, Some(g)) => Some(g.clone()),
         _ => None,
@@ -148,7 +194,7 @@ pub fn generate(
     req: &Request,
     cancel: &CancellationToken,
     progress: &dyn Fn(f32),
-) -> Result<Value, PluginError> {
+) -> Result<Generated, PluginError> {
     let text = prompt_text(model, req)?;
     let vocab = model.vocab();
     let tokens = vocab.tokenize(text.as_bytes(), true, true);
@@ -182,7 +228,7 @@ pub fn generate(
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = model.new_context(backend, params).map_err(|e| {
-        PluginError::new("context", format!("cannot create a llama.cpp context: {e}"))
+        PluginError::new("context", format!("cannot create a llama.cpp context: {e}")).retryable()
     })?;
     let mut sampler = sampler(model, req)?;
 
@@ -196,10 +242,11 @@ pub fn generate(
             let pos = chunk_i * n_batch as usize + j;
             batch
                 .add(*t, pos as i32, &[0], pos == last)
-                .map_err(|e| PluginError::new("decode", e.to_string()))?;
+                .map_err(|e| PluginError::new("decode", e.to_string()).retryable())?;
         }
-        ctx.decode(&mut batch)
-            .map_err(|e| PluginError::new("decode", format!("prompt evaluation failed: {e}")))?;
+        ctx.decode(&mut batch).map_err(|e| {
+            PluginError::new("decode", format!("prompt evaluation failed: {e}")).retryable()
+        })?;
     }
     let prompt_secs = started.elapsed().as_secs_f64();
 
@@ -244,27 +291,37 @@ pub fn generate(
         batch.clear();
         batch
             .add(token, pos, &[0], true)
-            .map_err(|e| PluginError::new("decode", e.to_string()))?;
+            .map_err(|e| PluginError::new("decode", e.to_string()).retryable())?;
         pos += 1;
-        ctx.decode(&mut batch)
-            .map_err(|e| PluginError::new("decode", format!("generation failed: {e}")))?;
+        ctx.decode(&mut batch).map_err(|e| {
+            PluginError::new("decode", format!("generation failed: {e}")).retryable()
+        })?;
     }
     let gen_secs = gen_started.elapsed().as_secs_f64();
     let mut text = String::from_utf8_lossy(&out).into_owned();
     if let Some(i) = cut {
         text.truncate(i);
     }
-    let mut result = json!({
-        "text": text,
-        "prompt_tokens": tokens.len(),
-        "completion_tokens": n_gen,
-        "prompt_tokens_per_s": if prompt_secs > 0.0 { tokens.len() as f64 / prompt_secs } else { 0.0 },
-        "tokens_per_s": if gen_secs > 0.0 { n_gen as f64 / gen_secs } else { 0.0 },
-        "finish_reason": finish,
-    });
+    let mut result = Generated {
+        json: None,
+        prompt_tokens: tokens.len() as u32,
+        completion_tokens: n_gen,
+        prompt_tokens_per_s: if prompt_secs > 0.0 {
+            tokens.len() as f64 / prompt_secs
+        } else {
+            0.0
+        },
+        tokens_per_s: if gen_secs > 0.0 {
+            n_gen as f64 / gen_secs
+        } else {
+            0.0
+        },
+        finish_reason: finish.to_owned(),
+        text,
+    };
     if let Some(schema) = &req.json_schema {
-        let parsed: Value = serde_json::from_str(text.trim()).map_err(|e| {
-            let mut e = PluginError::fatal(
+        let parsed: Value = serde_json::from_str(result.text.trim()).map_err(|e| {
+            let mut e = PluginError::new(
                 "invalid_json",
                 format!(
                     "the model's output is not complete JSON ({e}); it stopped because of {finish}"
@@ -275,15 +332,15 @@ pub fn generate(
             }
             e
         })?;
-        if let Ok(v) = jsonschema::validator_for(schema) {
+        if let Ok(v) = jsonschema::validator_for(&Value::Object(schema.clone())) {
             if let Some(first) = v.iter_errors(&parsed).next() {
-                return Err(PluginError::fatal(
+                return Err(PluginError::new(
                     "schema_violation",
                     format!("the output does not match `json_schema`: {first}"),
                 ));
             }
         }
-        result["json"] = parsed;
+        result.json = Some(parsed);
     }
     Ok(result)
 }

@@ -1,8 +1,6 @@
 //! `mediaflow-llm`: llama.cpp text generation as a mediaflow plugin process.
 //! mediaflow starts it on demand and talks to it over stdin/stdout.
 
-use std::sync::Arc;
-
 mod cache;
 mod generate;
 mod plugin;
@@ -19,7 +17,7 @@ async fn main() {
     mediaflow_protocol::serve(
         "mediaflow-llm",
         env!("CARGO_PKG_VERSION"),
-        vec![Arc::new(plugin)],
+        vec![mediaflow_plugin_api::typed(plugin)],
     )
     .await;
 }

@@ -3,14 +3,11 @@
 use std::sync::Arc;
 
 use llama_cpp_2::llama_backend::LlamaBackend;
-use mediaflow_plugin_api::{
-    ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
-};
-use mediaflow_protocol::PinnedThread;
-use serde_json::json;
+use mediaflow_plugin_api::{ConfigIssue, Descriptor, PluginError, RunContext, TypedPlugin, Value};
+use mediaflow_plugin_support::PinnedThread;
 
 use crate::cache::ModelCache;
-use crate::generate::{generate, Request};
+use crate::generate::{generate, Generated, Request};
 
 pub struct Generate {
     descriptor: Descriptor,
@@ -18,31 +15,6 @@ pub struct Generate {
     models: ModelCache,
     /// Every generation runs on this one thread (see [`PinnedThread`]).
     worker: PinnedThread,
-}
-
-fn schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["model", "prompt"],
-        "properties": {
-            "model": {"type": "string", "description": "a catalog name (`mediaflow models list`), a name given to `mediaflow models add`, or a path to a GGUF file"},
-            "prompt": {"type": "string", "description": "the user message (or the whole prompt with `raw: true`)"},
-            "system": {"type": "string", "description": "system message"},
-            "raw": {"type": "boolean", "default": false, "description": "send `prompt` as is, without the model's chat template"},
-            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 32768, "default": 256},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 5, "default": 0.8, "description": "0 = greedy (deterministic)"},
-            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.95},
-            "top_k": {"type": "integer", "minimum": 0, "default": 40},
-            "repeat_penalty": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
-            "seed": {"type": "integer", "minimum": 0, "maximum": 4294967295u64, "default": 42},
-            "stop": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "stop before any of these strings"},
-            "json_schema": {"type": "object", "description": "constrain the output to JSON valid under this schema; the `json` output holds it parsed"},
-            "grammar": {"type": "string", "description": "a GBNF grammar (root rule `root`) constraining the output"},
-            "threads": {"type": "integer", "minimum": 1, "maximum": 256},
-            "context": {"type": "integer", "minimum": 128, "description": "context window in tokens (default: prompt + max_tokens)"}
-        }
-    })
 }
 
 impl Generate {
@@ -53,25 +25,8 @@ impl Generate {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(4096);
-        let descriptor = Descriptor::new(
-            "llm.generate",
-            "1.0.0",
-            "Generate text with a local LLM (llama.cpp), optionally as schema-valid JSON",
-        )
-        .input(Port::new("prompt", ValueType::String).required())
-        .input(Port::new("system", ValueType::String))
-        .output(Port::new("text", ValueType::String))
-        .output(Port::new("json", ValueType::Any).describe("the parsed output, with `json_schema`"))
-        .output(Port::new("prompt_tokens", ValueType::Integer))
-        .output(Port::new("completion_tokens", ValueType::Integer))
-        .output(Port::new("prompt_tokens_per_s", ValueType::Number))
-        .output(Port::new("tokens_per_s", ValueType::Number))
-        .output(Port::new("finish_reason", ValueType::String))
-        .capability("llm")
-        .max_concurrency(1)
-        .schema(schema());
         Ok(Generate {
-            descriptor,
+            descriptor: descriptor(),
             backend: Arc::new(backend),
             models: ModelCache::new(budget_mb * 1024 * 1024),
             worker: PinnedThread::start("llama"),
@@ -79,46 +34,60 @@ impl Generate {
     }
 }
 
+/// `llm.generate`'s descriptor, from [`Request`] and [`Generated`].
+pub fn descriptor() -> Descriptor {
+    Descriptor::from_config::<Request>(
+        "llm.generate",
+        "1.0.0",
+        "Generate text with a local LLM (llama.cpp), optionally as schema-valid JSON",
+    )
+    .inputs(["prompt", "system"])
+    .outputs_from::<Generated>()
+    .max_concurrency(1)
+}
+
 #[async_trait::async_trait]
-impl Plugin for Generate {
+impl TypedPlugin for Generate {
+    type Config = Request;
+    type Output = Generated;
+
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
 
-    fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
-        if config.get("json_schema").is_some() && config.get("grammar").is_some() {
-            return Err(vec![ConfigIssue::new(
+    fn check(&self, req: &Request) -> Vec<ConfigIssue> {
+        if req.json_schema.is_some() && req.grammar.is_some() {
+            return vec![ConfigIssue::new(
                 "/grammar",
                 "give `json_schema` or `grammar`, not both",
-            )]);
+            )];
         }
-        if let Some(schema) = config.get("json_schema") {
-            if let Err(e) = llama_cpp_2::json_schema_to_grammar(&schema.to_string()) {
-                return Err(vec![ConfigIssue::new(
+        if let Some(schema) = &req.json_schema {
+            let text = Value::Object(schema.clone()).to_string();
+            if let Err(e) = llama_cpp_2::json_schema_to_grammar(&text) {
+                return vec![ConfigIssue::new(
                     "/json_schema",
                     format!("cannot turn this schema into a grammar: {e}"),
                 )
                 .with_help(
                     "use objects, arrays, strings, numbers, booleans, enums and `required`",
-                )]);
+                )];
             }
         }
-        Ok(())
+        Vec::new()
     }
 
-    async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
-        let req: Request = serde_json::from_value(config)
-            .map_err(|e| PluginError::fatal("bad_config", format!("invalid settings: {e}")))?;
+    async fn run(&self, req: Request, cx: &RunContext) -> Result<Generated, PluginError> {
         let path = mediaflow_models::resolve_for_step(&req.model)?;
         let model = self.models.get(&self.backend, &path).await?;
         let backend = self.backend.clone();
         let token = cx.cancel_token().clone();
         let cx2 = cx.clone();
-        let out = self
-            .worker
+        self.worker
             .run(move || generate(&backend, &model, &req, &token, &|f| cx2.progress(f, None)))
             .await
-            .ok_or_else(|| PluginError::new("generate", "the generation thread is gone"))??;
-        Ok(out)
+            .ok_or_else(|| {
+                PluginError::new("generate", "the generation thread is gone").retryable()
+            })?
     }
 }

@@ -42,9 +42,7 @@ async fn llm_harness(models: &Path) -> (Harness, Arc<Supervisor>) {
         binary,
         vec![("MEDIAFLOW_MODELS".into(), models.display().to_string())],
     );
-    for p in sup.plugins() {
-        h.registry.register(p);
-    }
+    h.register(sup.plugins());
     (h, sup)
 }
 
@@ -264,8 +262,7 @@ async fn a_wasm_plugin_granted_llm_calls_the_model_and_one_not_granted_is_refuse
     use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
     require_model();
     let (mut h, sup) = llm_harness(&models_dir()).await;
-    let llm = h.registry.get("llm.generate").cloned();
-    let runtime = WasmRuntime::new(WasmConfig::default(), llm).unwrap();
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
     h.registry
         .add_loader("wasm", Arc::new(WasmLoader { runtime }));
     let capable = mediaflow_tests::guests::guest("capable");

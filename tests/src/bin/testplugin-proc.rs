@@ -47,10 +47,10 @@ impl Plugin for Upper {
         let input = config
             .get("file")
             .and_then(ArtifactRef::from_value)
-            .ok_or_else(|| PluginError::fatal("bad_config", "`file` must be an artifact"))?;
+            .ok_or_else(|| PluginError::new("bad_config", "`file` must be an artifact"))?;
         let path = cx.artifact_path(&input).await?;
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| PluginError::new("io", e.to_string()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| PluginError::new("io", e.to_string()).retryable())?;
         let out = cx
             .artifacts()
             .put_bytes(

@@ -133,9 +133,7 @@ pub async fn register(h: &mut Harness, exe: &Path, models: &Path) -> Arc<Supervi
         binary,
         vec![("MEDIAFLOW_MODELS".into(), models.display().to_string())],
     );
-    for p in sup.plugins() {
-        h.registry.register(p);
-    }
+    h.register(sup.plugins());
     sup
 }
 

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use mediaflow_plugin_api::{Descriptor, Plugin};
+use crate::{Descriptor, Plugin};
 
 /// Loads plugins named by reference in `uses:`, e.g. `uses: wasm:plugins/tagger.wasm`.
 pub trait PluginLoader: Send + Sync {
@@ -21,10 +21,19 @@ pub struct LoadError {
     pub help: Option<String>,
 }
 
-/// The plugins a workflow may use, by name.
+/// Two plugins that claim one name.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("two plugins are named `{name}`: {first} and {second}")]
+pub struct DuplicatePlugin {
+    pub name: String,
+    pub first: String,
+    pub second: String,
+}
+
+/// The plugins a workflow may use, by name, and where each came from.
 #[derive(Clone, Default)]
 pub struct Registry {
-    plugins: BTreeMap<String, Arc<dyn Plugin>>,
+    plugins: BTreeMap<String, (Arc<dyn Plugin>, String)>,
     loaders: BTreeMap<String, Arc<dyn PluginLoader>>,
 }
 
@@ -39,22 +48,32 @@ impl Registry {
         Self::default()
     }
 
-    /// Adds a plugin; a later plugin of the same name replaces an earlier one.
-    pub fn register(&mut self, plugin: Arc<dyn Plugin>) -> &mut Self {
+    /// Adds plugins that come from `origin` (`built-in`, an executable, a `.wasm` file).
+    /// A name that is already taken is refused, naming both origins.
+    pub fn add(
+        &mut self,
+        plugins: impl IntoIterator<Item = Arc<dyn Plugin>>,
+        origin: &str,
+    ) -> Result<(), DuplicatePlugin> {
+        for plugin in plugins {
+            let name = plugin.descriptor().name.clone();
+            if let Some((_, first)) = self.plugins.get(&name) {
+                return Err(DuplicatePlugin {
+                    name,
+                    first: first.clone(),
+                    second: origin.to_owned(),
+                });
+            }
+            self.plugins.insert(name, (plugin, origin.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Adds a plugin under a name other than its own (a `uses:` reference), replacing
+    /// what was there.
+    pub fn register_as(&mut self, name: &str, plugin: Arc<dyn Plugin>, origin: &str) {
         self.plugins
-            .insert(plugin.descriptor().name.clone(), plugin);
-        self
-    }
-
-    /// Adds a plugin under a name other than its own (a `uses:` reference).
-    pub fn register_as(&mut self, name: &str, plugin: Arc<dyn Plugin>) -> &mut Self {
-        self.plugins.insert(name.to_owned(), plugin);
-        self
-    }
-
-    pub fn with(mut self, plugin: impl Plugin) -> Self {
-        self.register(Arc::new(plugin));
-        self
+            .insert(name.to_owned(), (plugin, origin.to_owned()));
     }
 
     /// Handles `uses: SCHEME:REFERENCE` with `loader`.
@@ -70,7 +89,12 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Plugin>> {
-        self.plugins.get(name)
+        self.plugins.get(name).map(|(p, _)| p)
+    }
+
+    /// Where the plugin called `name` came from.
+    pub fn origin(&self, name: &str) -> Option<&str> {
+        self.plugins.get(name).map(|(_, o)| o.as_str())
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -78,6 +102,6 @@ impl Registry {
     }
 
     pub fn descriptors(&self) -> impl Iterator<Item = &Descriptor> {
-        self.plugins.values().map(|p| p.descriptor())
+        self.plugins.values().map(|(p, _)| p.descriptor())
     }
 }
