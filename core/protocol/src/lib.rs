@@ -15,7 +15,6 @@
 //!    as ordinary [`ArtifactRef`]s, which the host moves into its store.
 
 mod serve;
-mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 pub use mediaflow_plugin_api::{ArtifactRef, Plugin};
 pub use serve::{serve, serve_with_args};
-pub use worker::PinnedThread;
 
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;

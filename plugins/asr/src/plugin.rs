@@ -7,7 +7,7 @@ use std::time::Instant;
 use mediaflow_plugin_api::{
     ArtifactRef, ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
 };
-use mediaflow_protocol::PinnedThread;
+use mediaflow_plugin_support::PinnedThread;
 use serde_json::json;
 
 use crate::audio::{self, AudioError};

@@ -6,7 +6,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use mediaflow_plugin_api::{
     ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
 };
-use mediaflow_protocol::PinnedThread;
+use mediaflow_plugin_support::PinnedThread;
 use serde_json::json;
 
 use crate::cache::ModelCache;

@@ -53,3 +53,37 @@ impl PinnedThread {
         rx.await.ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_in_order_on_one_named_thread() {
+        let thread = PinnedThread::start("pinned-test");
+        let mut seen = Vec::new();
+        for i in 0..3 {
+            let got = thread
+                .run(move || {
+                    (
+                        i,
+                        std::thread::current().id(),
+                        std::thread::current().name().map(str::to_owned),
+                    )
+                })
+                .await;
+            seen.push(got.expect("the thread runs the job"));
+        }
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(seen.iter().all(|s| s.1 == seen[0].1));
+        assert_ne!(seen[0].1, std::thread::current().id());
+        assert_eq!(seen[0].2.as_deref(), Some("pinned-test"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_stops_the_thread() {
+        let thread = PinnedThread::start("pinned-panic");
+        assert_eq!(thread.run(|| -> u8 { panic!("boom") }).await, None);
+        assert_eq!(thread.run(|| 1).await, None);
+    }
+}
