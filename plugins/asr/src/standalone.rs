@@ -1,21 +1,87 @@
 //! `mediaflow-asr transcribe FILE [--model M] [--language L] [--beam-size N] [--threads N]
-//! [--audio-ctx N] [--no-fallback] [--verbose]`: one transcription without a workflow. Prints JSON: the transcript, the
-//! segments, the time each phase took and the process's peak memory.
+//! [--audio-ctx N] [--no-fallback] [--verbose]`: one transcription without a workflow. Prints
+//! JSON: the transcript, the segments, the time each phase took and the process's peak memory.
 
 use std::path::Path;
 use std::time::Instant;
 
+use clap::Parser;
 use serde_json::json;
 
 use crate::audio;
 use crate::subtitles;
 use crate::transcribe::{self, Models, Settings};
 
-const USAGE: &str = "usage: mediaflow-asr transcribe FILE [--model NAME|PATH] [--language auto|CODE] [--beam-size N] [--threads N] [--audio-ctx N] [--no-fallback] [--verbose]";
+/// How the command calls itself in help and errors (`argv[0]` for the parser).
+const COMMAND: &str = "mediaflow-asr transcribe";
 
-/// Runs the command; returns the exit code.
+/// Transcribes one audio file with whisper.cpp and prints JSON: the transcript, the
+/// segments, the time each phase took and the process's peak memory.
+#[derive(Debug, Parser)]
+#[command(name = COMMAND, bin_name = COMMAND)]
+pub struct Args {
+    /// The audio file: WAV, FLAC, MP3, Ogg/Vorbis, AIFF, M4A/AAC or MP4
+    pub file: String,
+    /// A catalog name, a name given to `mediaflow models add`, or a path to a whisper.cpp
+    /// ggml file [default: whisper-base]
+    #[arg(long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// `auto`, or a language code such as `en`, `de`, `fr` [default: auto]
+    #[arg(long, value_name = "auto|CODE")]
+    pub language: Option<String>,
+    /// 1 = greedy decoding (faster), more = beam search [default: 5]
+    #[arg(long, value_name = "N")]
+    pub beam_size: Option<u32>,
+    /// CPU threads [default: all cores, at most 8]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+    /// Encoder context: 1500 = 30 s; smaller encodes short clips faster [default: 1500]
+    #[arg(long, value_name = "N")]
+    pub audio_ctx: Option<u32>,
+    /// No re-decoding at higher temperatures (faster, fully deterministic)
+    #[arg(long)]
+    pub no_fallback: bool,
+    /// Show whisper.cpp's log and timings on stderr
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+impl Args {
+    /// The step settings these options stand for; what they leave out takes the step's
+    /// defaults.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let options = [
+            ("model", json!(self.model)),
+            ("language", json!(self.language)),
+            ("beam_size", json!(self.beam_size)),
+            ("threads", json!(self.threads)),
+            ("audio_ctx", json!(self.audio_ctx)),
+            (
+                "temperature_fallback",
+                json!(self.no_fallback.then_some(false)),
+            ),
+        ];
+        let config: serde_json::Map<String, serde_json::Value> = options
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        serde_json::from_value(config.into()).map_err(|e| format!("bad option: {e}"))
+    }
+}
+
+/// Runs the command on the arguments after `transcribe`; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
-    match run(args) {
+    let argv = std::iter::once(COMMAND).chain(args.iter().map(String::as_str));
+    let args = match Args::try_parse_from(argv) {
+        Ok(args) => args,
+        Err(e) => {
+            // --help to stdout (exit 0), usage errors to stderr (exit 2).
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match run(&args) {
         Ok(out) => {
             println!("{out:#}");
             0
@@ -27,43 +93,9 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-fn run(args: &[String]) -> Result<serde_json::Value, String> {
-    let mut file = None;
-    let mut config = serde_json::Map::new();
-    let mut verbose = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let key = match a.as_str() {
-            "--model" => "model",
-            "--language" => "language",
-            "--beam-size" => "beam_size",
-            "--threads" => "threads",
-            "--audio-ctx" => "audio_ctx",
-            "-h" | "--help" => return Err(USAGE.into()),
-            "--verbose" => {
-                verbose = true;
-                continue;
-            }
-            "--no-fallback" => {
-                config.insert("temperature_fallback".into(), json!(false));
-                continue;
-            }
-            _ if a.starts_with('-') => return Err(format!("unknown option {a}\n{USAGE}")),
-            _ => {
-                file = Some(a.clone());
-                continue;
-            }
-        };
-        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        let value = match v.parse::<u64>() {
-            Ok(n) if key != "model" && key != "language" => json!(n),
-            _ => json!(v),
-        };
-        config.insert(key.into(), value);
-    }
-    let file = file.ok_or(USAGE)?;
-    let settings: Settings =
-        serde_json::from_value(config.into()).map_err(|e| format!("bad option: {e}"))?;
+fn run(args: &Args) -> Result<serde_json::Value, String> {
+    let settings = args.settings()?;
+    let (file, verbose) = (args.file.as_str(), args.verbose);
     if !verbose {
         whisper_rs::install_logging_hooks();
     }
@@ -74,11 +106,11 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
     let load = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let ext = Path::new(&file)
+    let ext = Path::new(file)
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("");
-    let decoded = audio::load(Path::new(&file), &file, &[ext]).map_err(|e| e.to_string())?;
+    let decoded = audio::load(Path::new(file), file, &[ext]).map_err(|e| e.to_string())?;
     let decode = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -109,4 +141,73 @@ pub fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once(COMMAND).chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn options_become_settings() {
+        Args::command().debug_assert();
+        let args = parse(&[
+            "clip.wav",
+            "--model",
+            "/models/ggml-tiny.en.bin",
+            "--language",
+            "en",
+            "--beam-size",
+            "5",
+            "--threads",
+            "2",
+            "--audio-ctx",
+            "768",
+            "--no-fallback",
+            "--verbose",
+        ])
+        .unwrap();
+        assert_eq!(args.file, "clip.wav");
+        assert!(args.verbose);
+        let s = args.settings().unwrap();
+        assert_eq!(s.model, "/models/ggml-tiny.en.bin");
+        assert_eq!(s.language, "en");
+        assert_eq!(
+            (s.beam_size, s.threads, s.audio_ctx, s.temperature_fallback),
+            (5, Some(2), Some(768), Some(false))
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_step_defaults() {
+        let args = parse(&["--beam-size", "1", "clip.wav"]).unwrap();
+        assert!(!args.verbose);
+        let s = args.settings().unwrap();
+        assert_eq!(s.model, transcribe::default_model());
+        assert_eq!(s.language, "auto");
+        assert_eq!(
+            (s.beam_size, s.threads, s.audio_ctx, s.temperature_fallback),
+            (1, None, None, None)
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        use clap::error::ErrorKind;
+        let kind = |args: &[&str]| parse(args).map(|_| ()).unwrap_err().kind();
+        assert_eq!(kind(&[]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            kind(&["a.wav", "--beam-size", "five"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(kind(&["a.wav", "--model"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["a.wav", "--speed", "2"]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["-h"]), ErrorKind::DisplayHelp);
+        assert_eq!(kind(&["--help"]), ErrorKind::DisplayHelp);
+    }
 }

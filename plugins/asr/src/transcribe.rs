@@ -143,10 +143,10 @@ impl Models {
                 return Ok(ctx);
             }
         }
-        if !mediaflow_models::whisper::is_ggml(path) {
+        if !mediaflow_asr_convert::is_ggml(path) {
             return Err(TranscribeError::NotWhisper { path: display });
         }
-        mediaflow_models::whisper::check_ggml(path)
+        mediaflow_asr_convert::check_ggml(path)
             .map_err(|e| TranscribeError::Invalid(e.to_string()))?;
         let mut params = WhisperContextParameters::default();
         params.flash_attn(flash_attention());

@@ -1,55 +1,6 @@
-//! One long-lived thread that runs a plugin's native work, in order.
-//!
-//! llama.cpp and whisper.cpp (through ggml's OpenMP) keep a team of spinning worker threads
-//! per calling thread. Calling them from changing threads, as `spawn_blocking` does, leaves
-//! old teams spinning and costs a third of the speed; calling from one thread does not.
+//! Helpers that mediaflow's native plugin processes (`mediaflow-llm`, `mediaflow-asr`) share.
+//! Not part of the plugin protocol: a plugin binary in another language needs none of it.
 
-use std::sync::mpsc::{channel, Sender};
-use std::sync::Mutex;
+mod pinned;
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A thread that runs jobs one after another.
-pub struct PinnedThread {
-    jobs: Mutex<Sender<Job>>,
-}
-
-impl PinnedThread {
-    /// Starts the thread; `name` shows in debuggers and panics.
-    pub fn start(name: &str) -> Self {
-        let (tx, rx) = channel::<Job>();
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job();
-                }
-            })
-            .ok();
-        PinnedThread {
-            jobs: Mutex::new(tx),
-        }
-    }
-
-    /// Runs `f` on the thread and waits for its result without blocking the runtime.
-    /// `None` if the thread is gone (it panicked).
-    pub async fn run<T, F>(&self, f: F) -> Option<T>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = tx.send(f());
-        });
-        let sent = self
-            .jobs
-            .lock()
-            .map(|j| j.send(job).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            return None;
-        }
-        rx.await.ok()
-    }
-}
+pub use pinned::PinnedThread;
