@@ -2,8 +2,9 @@
 //! trivial) and `plugins/wasm` (the examples), compiled once per test process.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
+
+use mediaflow_wasm_host::build::{build_component, component_path};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,41 +21,18 @@ fn target_dir() -> PathBuf {
     }
 }
 
-fn build(manifest: &Path) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(manifest)
-        .arg("--target-dir")
-        .arg(target_dir())
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building {} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
-        manifest.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The component of a crate in `tests/wasm` or `plugins/wasm` (`hostile`, `ap-headline`…).
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        build(&repo_root().join("tests/wasm/Cargo.toml"));
-        build(&repo_root().join("plugins/wasm/Cargo.toml"));
+        for workspace in ["tests/wasm", "plugins/wasm"] {
+            let manifest = repo_root().join(workspace).join("Cargo.toml");
+            if let Err(e) = build_component(&manifest, &target_dir()) {
+                panic!("{e}");
+            }
+        }
     });
-    let path = target_dir()
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
+    let path = component_path(&target_dir(), name);
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }

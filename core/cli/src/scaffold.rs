@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Subcommand;
+use mediaflow_wasm_host::build::{build_component, component_path, BuildError};
 use miette::{miette, Result};
+use serde::Deserialize;
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -58,6 +60,21 @@ fn default_sdk() -> Option<PathBuf> {
         .flatten()
 }
 
+/// Names `src/lib.rs` already uses: the template's types and the SDK's.
+const TAKEN_NAMES: &[&str] = &[
+    "Config",
+    "Output",
+    "Plugin",
+    "Descriptor",
+    "Error",
+    "Issue",
+    "File",
+    "Port",
+    "ValueType",
+    "Value",
+    "Map",
+];
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -81,10 +98,10 @@ pub fn new_plugin(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<PathB
                 .map_err(|e| miette!("SDK at {}: {e}", p.display()))?;
             format!("{{ path = {:?} }}", p.display().to_string())
         }
-        None => "\"1\"".to_owned(),
+        None => "\"2\"".to_owned(),
     };
     let plugin_name = format!("custom.{}", name.replace('-', "_"));
-    let type_name: String = name
+    let mut type_name: String = name
         .split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
@@ -93,6 +110,10 @@ pub fn new_plugin(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<PathB
                 .unwrap_or_default()
         })
         .collect();
+    // The template's own types and the SDK's would be shadowed by a plugin type so named.
+    if TAKEN_NAMES.contains(&type_name.as_str()) {
+        type_name.push_str("Plugin");
+    }
     let write = |rel: &str, text: String| -> Result<()> {
         let path = dir.join(rel);
         if let Some(p) = path.parent() {
@@ -113,6 +134,8 @@ crate-type = ["cdylib"]
 
 [dependencies]
 mediaflow-sdk = {sdk_dep}
+# serde's derive (re-exported by the SDK) names its crate by path.
+serde = "1"
 
 [profile.release]
 opt-level = "s"
@@ -131,22 +154,45 @@ strip = true
 
 use mediaflow_sdk::*;
 
+/// The step's whole `with:` map. Doc comments become the schema's descriptions.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {{
+    /// The text whose words are counted.
+    text: String,
+    /// Shorter words are not counted.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    min_length: usize,
+}}
+
+fn one() -> usize {{
+    1
+}}
+
+#[derive(Serialize, JsonSchema)]
+struct Output {{
+    /// How many words have at least `min_length` letters.
+    words: usize,
+}}
+
 struct {type_name};
 
 impl Plugin for {type_name} {{
+    type Config = Config;
+    type Output = Output;
+
     fn describe() -> Descriptor {{
-        Descriptor::new("{plugin_name}", "0.1.0", "Counts the words of a text")
-            .input("text", Type::String)
-            .option("min_length", json!({{"type": "integer", "minimum": 1, "default": 1}}))
-            .output("words", Type::Integer)
+        Descriptor::from_config::<Config>("{plugin_name}", "0.1.0", "Counts the words of a text")
+            .inputs(["text"])
+            .outputs_from::<Output>()
     }}
 
-    fn run(config: Value, inputs: Value) -> Result<Value, Error> {{
-        let text = get_str(&inputs, "text")?;
-        let min = get_u64_or(&config, "min_length", 1) as usize;
-        let words = text.split_whitespace().filter(|w| w.chars().count() >= min).count();
+    fn run(config: Config) -> Result<Output, Error> {{
+        let long_enough = |w: &&str| w.chars().count() >= config.min_length;
+        let words = config.text.split_whitespace().filter(long_enough).count();
         log::info(&format!("counted {{words}} words"));
-        Ok(json!({{ "words": words }}))
+        Ok(Output {{ words }})
     }}
 }}
 
@@ -204,40 +250,39 @@ fn ensure_target() -> Result<()> {
     }
 }
 
+/// The `[package] name` of a crate's `Cargo.toml`.
+fn package_name(manifest: &Path) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Manifest {
+        package: Option<Package>,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        name: String,
+    }
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| miette!("{}: {e} (is this a plugin crate?)", manifest.display()))?;
+    let parsed: Manifest =
+        toml::from_str(&text).map_err(|e| miette!("{}: {e}", manifest.display()))?;
+    parsed
+        .package
+        .map(|p| p.name)
+        .ok_or_else(|| miette!("{} has no [package] name", manifest.display()))
+}
+
 pub fn build_plugin(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| miette!("{}: {e} (is this a plugin crate?)", manifest.display()))?;
-    let package = text
-        .lines()
-        .skip_while(|l| l.trim() != "[package]")
-        .find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == "name").then(|| v.trim().trim_matches('"').to_owned())
-        })
-        .ok_or_else(|| miette!("{} has no [package] name", manifest.display()))?;
+    let package = package_name(&manifest)?;
     ensure_target()?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.join("target"));
-    let status = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .env_remove("RUSTFLAGS")
-        .status()
-        .map_err(|e| miette!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(miette!("cargo build failed for {}", manifest.display()));
-    }
-    let wasm = target_dir
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", package.replace('-', "_")));
+    build_component(&manifest, &target_dir).map_err(|e| match e {
+        // Cargo's messages were shown as they came.
+        BuildError::Failed { manifest, .. } => miette!("cargo build failed for {manifest}"),
+        e => miette!("{e}"),
+    })?;
+    let wasm = component_path(&target_dir, &package);
     if !wasm.is_file() {
         return Err(miette!(
             "cargo succeeded but {} is missing; is the crate `crate-type = [\"cdylib\"]`?",
@@ -252,4 +297,33 @@ pub fn build_plugin(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     };
     std::fs::copy(&wasm, &dest).map_err(|e| miette!("{}: {e}", dest.display()))?;
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_package_name_is_read_from_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("Cargo.toml");
+        let text = "[lib]\nname = \"not_this\"\ncrate-type = [\"cdylib\"]\n\n\
+            [package]\nversion = \"0.1.0\" # name = \"nor_this\"\nname = 'story-tagger'\n";
+        std::fs::write(&manifest, text).unwrap();
+        assert_eq!(package_name(&manifest).unwrap(), "story-tagger");
+        std::fs::write(&manifest, "[workspace]\nmembers = [\"a\"]\n").unwrap();
+        let err = package_name(&manifest).unwrap_err().to_string();
+        assert!(err.ends_with("has no [package] name"), "{err}");
+        std::fs::write(&manifest, "[package\n").unwrap();
+        assert!(package_name(&manifest).is_err());
+    }
+
+    #[test]
+    fn a_plugin_type_does_not_shadow_the_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        let crate_dir = new_plugin("config", dir.path(), Some(dir.path())).unwrap();
+        let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("impl Plugin for ConfigPlugin {"), "{lib}");
+        assert!(lib.contains("\"custom.config\""), "{lib}");
+    }
 }

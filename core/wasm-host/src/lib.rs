@@ -12,6 +12,7 @@
 //! native plugins, so the engine does not know the difference.
 
 mod bindings;
+pub mod build;
 mod cache;
 mod host;
 mod loader;

@@ -14,6 +14,36 @@ use mediaflow_sdk::*;
 
 pub struct ApHeadline;
 
+/// Settings of `text.ap_headline`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The headline to case.
+    pub text: String,
+    /// title: AP composition-title case; sentence: AP headline (sentence) case
+    #[serde(default)]
+    pub style: Style,
+    /// words always written exactly like this (names, brands)
+    #[serde(default)]
+    pub preserve: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Style {
+    #[default]
+    Title,
+    Sentence,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Output {
+    /// The headline, cased.
+    pub text: String,
+    /// Whether the casing changed anything.
+    pub changed: bool,
+}
+
 /// Lowercased in titles unless first or last: articles, and conjunctions and prepositions
 /// of three letters or fewer.
 const SMALL: &[&str] = &[
@@ -21,65 +51,41 @@ const SMALL: &[&str] = &[
     "off", "on", "out", "per", "to", "up", "via", "vs", "vs.", "v.",
 ];
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Style {
-    Title,
-    Sentence,
-}
-
 impl Plugin for ApHeadline {
+    type Config = Config;
+    type Output = Output;
+
     fn describe() -> Descriptor {
-        Descriptor::new(
+        Descriptor::from_config::<Config>(
             "text.ap_headline",
             "1.0.0",
             "Cases a headline in AP style (title or sentence case)",
         )
-        .input("text", Type::String)
-        .option(
-            "style",
-            json!({"enum": ["title", "sentence"], "default": "title",
-                   "description": "title: AP composition-title case; sentence: AP headline (sentence) case"}),
-        )
-        .option(
-            "preserve",
-            json!({"type": "array", "items": {"type": "string"},
-                   "description": "words always written exactly like this (names, brands)"}),
-        )
-        .output("text", Type::String)
-        .output("changed", Type::Boolean)
+        .inputs(["text"])
+        .outputs_from::<Output>()
     }
 
-    fn validate(config: &Value) -> Vec<Issue> {
-        let mut issues = Vec::new();
-        if let Some(words) = config.get("preserve").and_then(Value::as_array) {
-            for (i, w) in words.iter().enumerate() {
-                if w.as_str()
-                    .is_some_and(|w| w.split_whitespace().count() != 1)
-                {
-                    issues.push(
-                        Issue::new(&format!("/preserve/{i}"), "each entry must be one word")
-                            .help("list the words of a multi-word name separately"),
-                    );
-                }
-            }
-        }
-        issues
+    fn check(config: &Config) -> Vec<Issue> {
+        config
+            .preserve
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.split_whitespace().count() != 1)
+            .map(|(i, _)| {
+                Issue::new(&format!("/preserve/{i}"), "each entry must be one word")
+                    .help("list the words of a multi-word name separately")
+            })
+            .collect()
     }
 
-    fn run(config: Value, inputs: Value) -> Result<Value, Error> {
-        let text = get_str(&inputs, "text")?;
-        let style = match get_str_or(&config, "style", "title") {
-            "sentence" => Style::Sentence,
-            _ => Style::Title,
-        };
-        let preserve: Vec<&str> = config
-            .get("preserve")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let cased = headline(text, style, &preserve);
-        let changed = cased != text;
-        Ok(json!({ "text": cased, "changed": changed }))
+    fn run(config: Config) -> Result<Output, Error> {
+        let preserve: Vec<&str> = config.preserve.iter().map(String::as_str).collect();
+        let cased = headline(&config.text, config.style, &preserve);
+        let changed = cased != config.text;
+        Ok(Output {
+            text: cased,
+            changed,
+        })
     }
 }
 
@@ -286,9 +292,26 @@ mod tests {
     }
 
     #[test]
-    fn validate_flags_multi_word_preserve_entries() {
-        let issues = ApHeadline::validate(&json!({"preserve": ["eBay", "New York"]}));
+    fn check_flags_multi_word_preserve_entries() {
+        let issues = testing::validate::<ApHeadline>(&json!({
+            "text": "x", "preserve": ["eBay", "New York"]
+        }));
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].pointer, "/preserve/1");
+    }
+
+    #[test]
+    fn runs_on_the_whole_with_map() {
+        let d = ApHeadline::describe();
+        assert_eq!(d.inputs.len(), 1);
+        assert!(d.inputs[0].required);
+        let out =
+            testing::run::<ApHeadline>(json!({"text": "ebay sales rise", "preserve": ["eBay"]}));
+        assert_eq!(
+            out.unwrap(),
+            json!({"text": "eBay Sales Rise", "changed": true})
+        );
+        let out = testing::run::<ApHeadline>(json!({"text": "Storm Hits", "style": "sentence"}));
+        assert_eq!(out.unwrap()["text"], "Storm hits");
     }
 }

@@ -165,65 +165,89 @@ const NAME_JOINERS: &[&str] = &[
     "of", "de", "da", "van", "von", "der", "del", "la", "le", "al", "bin",
 ];
 
+/// Settings of `text.keywords`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The story to read.
+    pub text: String,
+    /// most keywords (and tags) to return
+    #[serde(default = "ten")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_keywords: u32,
+    /// longest keyword phrase, in words
+    #[serde(default = "three")]
+    #[schemars(range(min = 1, max = 6))]
+    pub max_words: u32,
+    /// extra words that never start or end a keyword
+    #[serde(default)]
+    pub stopwords: Vec<String>,
+}
+
+fn ten() -> u32 {
+    10
+}
+
+fn three() -> u32 {
+    3
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Output {
+    /// Key phrases, best first, lowercased, with their RAKE scores.
+    pub keywords: Vec<Keyword>,
+    /// Capitalized runs (names), most frequent first.
+    pub entities: Vec<Entity>,
+    /// The top entities, then keywords, without case-insensitive repeats.
+    pub tags: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Keyword {
+    pub term: String,
+    pub score: f64,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Entity {
+    pub text: String,
+    pub count: usize,
+}
+
 impl Plugin for Keywords {
+    type Config = Config;
+    type Output = Output;
+
     fn describe() -> Descriptor {
-        Descriptor::new(
+        Descriptor::from_config::<Config>(
             "text.keywords",
             "1.0.0",
             "Extracts keywords (RAKE) and named-entity candidates from text",
         )
-        .input("text", Type::String)
-        .option(
-            "max_keywords",
-            json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10}),
-        )
-        .option(
-            "max_words",
-            json!({"type": "integer", "minimum": 1, "maximum": 6, "default": 3,
-                   "description": "longest keyword phrase, in words"}),
-        )
-        .option(
-            "stopwords",
-            json!({"type": "array", "items": {"type": "string"},
-                   "description": "extra words that never start or end a keyword"}),
-        )
-        .output("keywords", Type::List)
-        .output("entities", Type::List)
-        .output("tags", Type::List)
+        .inputs(["text"])
+        .outputs_from::<Output>()
     }
 
-    fn validate(config: &Value) -> Vec<Issue> {
-        let mut issues = Vec::new();
-        if let Some(words) = config.get("stopwords").and_then(Value::as_array) {
-            for (i, w) in words.iter().enumerate() {
-                if let Some(w) = w.as_str() {
-                    if w.trim().is_empty() || w.contains(char::is_whitespace) {
-                        issues.push(Issue::new(
-                            &format!("/stopwords/{i}"),
-                            format!("`{w}` is not a single word"),
-                        ));
-                    }
-                }
-            }
-        }
-        issues
-    }
-
-    fn run(config: Value, inputs: Value) -> Result<Value, Error> {
-        let text = get_str(&inputs, "text")?;
-        let max = get_u64_or(&config, "max_keywords", 10) as usize;
-        let max_words = get_u64_or(&config, "max_words", 3) as usize;
-        let extra: Vec<String> = config
-            .get("stopwords")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_lowercase)
-                    .collect()
+    fn check(config: &Config) -> Vec<Issue> {
+        config
+            .stopwords
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.trim().is_empty() || w.contains(char::is_whitespace))
+            .map(|(i, w)| {
+                Issue::new(
+                    &format!("/stopwords/{i}"),
+                    format!("`{w}` is not a single word"),
+                )
             })
-            .unwrap_or_default();
-        let keywords = keywords(text, max, max_words, &extra);
+            .collect()
+    }
+
+    fn run(config: Config) -> Result<Output, Error> {
+        let text = &config.text;
+        let max = config.max_keywords as usize;
+        let extra: Vec<String> = config.stopwords.iter().map(|w| w.to_lowercase()).collect();
+        let keywords = keywords(text, max, config.max_words as usize, &extra);
         let entities = entities(text);
         let tags: Vec<String> = entities
             .iter()
@@ -239,11 +263,20 @@ impl Plugin for Keywords {
             .into_iter()
             .take(max)
             .collect();
-        Ok(json!({
-            "keywords": keywords.iter().map(|(k, s)| json!({"term": k, "score": (s * 100.0).round() / 100.0})).collect::<Vec<_>>(),
-            "entities": entities.iter().map(|(e, n)| json!({"text": e, "count": n})).collect::<Vec<_>>(),
-            "tags": tags,
-        }))
+        Ok(Output {
+            keywords: keywords
+                .into_iter()
+                .map(|(term, s)| Keyword {
+                    term,
+                    score: (s * 100.0).round() / 100.0,
+                })
+                .collect(),
+            entities: entities
+                .into_iter()
+                .map(|(text, count)| Entity { text, count })
+                .collect(),
+            tags,
+        })
     }
 }
 
@@ -425,6 +458,22 @@ mod tests {
         assert!(terms
             .iter()
             .all(|t| !t.split(' ').any(|w| STOPWORDS.contains(&w))));
+    }
+
+    #[test]
+    fn runs_on_the_whole_with_map() {
+        let d = Keywords::describe();
+        let outs: Vec<&str> = d.outputs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(outs, ["keywords", "entities", "tags"]);
+        let out = testing::run::<Keywords>(json!({"text": STORY, "max_keywords": 2})).unwrap();
+        assert_eq!(
+            out["entities"][0],
+            json!({"text": "European Central Bank", "count": 2})
+        );
+        assert_eq!(out["tags"].as_array().map(Vec::len), Some(2));
+        let issues =
+            testing::validate::<Keywords>(&json!({"text": "x", "stopwords": ["city hall"]}));
+        assert_eq!(issues[0].message, "`city hall` is not a single word");
     }
 
     #[test]

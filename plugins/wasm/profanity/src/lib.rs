@@ -41,52 +41,69 @@ const WORDS: &[(&str, bool)] = &[
     ("goddamn", true),
 ];
 
+/// Settings of `text.profanity`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The copy to check.
+    pub text: String,
+    /// mask: keep the first letter, star the rest; remove: drop the word; flag: only report
+    #[serde(default)]
+    pub mode: Mode,
+    /// more words to catch (whole words)
+    #[serde(default)]
+    pub extra_words: Vec<String>,
+    /// words never to touch (e.g. `damn` for a culture desk)
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Mask,
+    Remove,
+    Flag,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Output {
+    /// The text, masked or with the words removed (unchanged with `mode: flag`).
+    pub text: String,
+    /// Whether anything matched.
+    pub flagged: bool,
+    /// How many words matched.
+    pub count: usize,
+    /// The words that matched, as written.
+    pub matches: Vec<String>,
+}
+
 impl Plugin for Profanity {
+    type Config = Config;
+    type Output = Output;
+
     fn describe() -> Descriptor {
-        Descriptor::new(
+        Descriptor::from_config::<Config>(
             "text.profanity",
             "1.0.0",
             "Finds profanity and masks it, removes it, or only flags it",
         )
-        .input("text", Type::String)
-        .option(
-            "mode",
-            json!({"enum": ["mask", "remove", "flag"], "default": "mask"}),
-        )
-        .option(
-            "extra_words",
-            json!({"type": "array", "items": {"type": "string"},
-                   "description": "more words to catch (whole words)"}),
-        )
-        .option(
-            "allow",
-            json!({"type": "array", "items": {"type": "string"},
-                   "description": "words never to touch (e.g. `damn` for a culture desk)"}),
-        )
-        .output("text", Type::String)
-        .output("flagged", Type::Boolean)
-        .output("count", Type::Integer)
-        .output("matches", Type::List)
+        .inputs(["text"])
+        .outputs_from::<Output>()
     }
 
-    fn run(config: Value, inputs: Value) -> Result<Value, Error> {
-        let text = get_str(&inputs, "text")?;
-        let list = |k: &str| -> Vec<String> {
-            config
-                .get(k)
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(normalize).collect())
-                .unwrap_or_default()
-        };
-        let (extra, allow) = (list("extra_words"), list("allow"));
-        let mode = get_str_or(&config, "mode", "mask");
-        let (out, matches) = filter(text, mode, &extra, &allow);
-        Ok(json!({
-            "text": out,
-            "flagged": !matches.is_empty(),
-            "count": matches.len(),
-            "matches": matches,
-        }))
+    fn run(config: Config) -> Result<Output, Error> {
+        let list =
+            |words: &[String]| -> Vec<String> { words.iter().map(|w| normalize(w)).collect() };
+        let (extra, allow) = (list(&config.extra_words), list(&config.allow));
+        let (text, matches) = filter(&config.text, config.mode, &extra, &allow);
+        Ok(Output {
+            text,
+            flagged: !matches.is_empty(),
+            count: matches.len(),
+            matches,
+        })
     }
 }
 
@@ -162,7 +179,7 @@ fn same(word: &str, stem: &str, prefix: bool) -> bool {
 }
 
 /// The filtered text and the words that matched, as written.
-pub fn filter(text: &str, mode: &str, extra: &[String], allow: &[String]) -> (String, Vec<String>) {
+pub fn filter(text: &str, mode: Mode, extra: &[String], allow: &[String]) -> (String, Vec<String>) {
     let mut out = String::with_capacity(text.len());
     let mut matches = Vec::new();
     let mut rest = text;
@@ -187,8 +204,8 @@ pub fn filter(text: &str, mode: &str, extra: &[String], allow: &[String]) -> (St
         if !word.is_empty() && is_profane(&normalize(word), extra, allow) {
             matches.push(word.to_owned());
             match mode {
-                "flag" => out.push_str(token),
-                "remove" => {
+                Mode::Flag => out.push_str(token),
+                Mode::Remove => {
                     // Drop the word and one following space.
                     if rest.starts_with(' ') {
                         rest = &rest[1..];
@@ -197,7 +214,7 @@ pub fn filter(text: &str, mode: &str, extra: &[String], allow: &[String]) -> (St
                         out.pop();
                     }
                 }
-                _ => {
+                Mode::Mask => {
                     out.push_str(&token[..start]);
                     let mut chars = word.chars();
                     if let Some(first) = chars.next() {
@@ -220,37 +237,51 @@ mod tests {
 
     #[test]
     fn masks_disguised_words_and_keeps_punctuation() {
-        let (out, m) = filter("What the f@ck, this is SHIIIT!", "mask", &[], &[]);
+        let (out, m) = filter("What the f@ck, this is SHIIIT!", Mode::Mask, &[], &[]);
         assert_eq!(out, "What the f***, this is S*****!");
         assert_eq!(m, vec!["f@ck", "SHIIIT"]);
-        let (_, m) = filter("sh1t $hit fuuuck sh@t b1tch", "flag", &[], &[]);
+        let (_, m) = filter("sh1t $hit fuuuck sh@t b1tch", Mode::Flag, &[], &[]);
         assert_eq!(m.len(), 5, "{m:?}");
         // `@` is a vowel, not a wildcard for anything.
-        assert!(filter("f@@k d@mp", "flag", &[], &[]).1.is_empty());
+        assert!(filter("f@@k d@mp", Mode::Flag, &[], &[]).1.is_empty());
+    }
+
+    #[test]
+    fn runs_on_the_whole_with_map() {
+        assert_eq!(Profanity::describe().outputs.len(), 4);
+        let out = testing::run::<Profanity>(json!({"text": "oh damn it", "mode": "flag"}));
+        assert_eq!(
+            out.unwrap(),
+            json!({"text": "oh damn it", "flagged": true, "count": 1, "matches": ["damn"]})
+        );
+        let out = testing::run::<Profanity>(json!({"text": "oh damn it", "allow": ["DAMN"]}));
+        assert_eq!(out.unwrap()["count"], 0);
     }
 
     #[test]
     fn leaves_innocent_words_alone() {
         let text = "Scunthorpe's assistant read Dickens in the cockpit, then passed the class";
-        let (out, m) = filter(text, "mask", &[], &[]);
+        let (out, m) = filter(text, Mode::Mask, &[], &[]);
         assert_eq!(out, text);
         assert!(m.is_empty());
     }
 
     #[test]
     fn modes_allow_and_extra_words() {
-        assert_eq!(filter("oh damn it", "remove", &[], &[]).0, "oh it");
-        assert_eq!(filter("oh damn it", "flag", &[], &[]).0, "oh damn it");
+        assert_eq!(filter("oh damn it", Mode::Remove, &[], &[]).0, "oh it");
+        assert_eq!(filter("oh damn it", Mode::Flag, &[], &[]).0, "oh damn it");
         assert_eq!(
-            filter("oh damn it", "mask", &[], &["damn".into()]).1.len(),
+            filter("oh damn it", Mode::Mask, &[], &["damn".into()])
+                .1
+                .len(),
             0
         );
         assert_eq!(
-            filter("total tosser", "mask", &["tosser".into()], &[]).0,
+            filter("total tosser", Mode::Mask, &["tosser".into()], &[]).0,
             "total t*****"
         );
         assert_eq!(
-            filter("bullshitting again", "mask", &[], &[]).1,
+            filter("bullshitting again", Mode::Mask, &[], &[]).1,
             vec!["bullshitting"]
         );
     }

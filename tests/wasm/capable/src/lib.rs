@@ -3,59 +3,128 @@
 
 use mediaflow_sdk::*;
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Which capability to use.
+    #[serde(default, rename = "use")]
+    capability: Option<Use>,
+    /// `use: forge`: the sha256 of an artifact the step was not given.
+    #[serde(default)]
+    sha256: Option<String>,
+    /// `use: llm`: the model.
+    #[serde(default = "default_model")]
+    model: String,
+    /// `use: llm`: the prompt.
+    #[serde(default = "default_prompt")]
+    prompt: String,
+    /// `use: artifacts`: the file to upper-case.
+    #[serde(default)]
+    file: Option<File>,
+}
+
+fn default_model() -> String {
+    "smollm2-135m-instruct".to_owned()
+}
+
+fn default_prompt() -> String {
+    "Say hello.".to_owned()
+}
+
+#[derive(Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Use {
+    Llm,
+    Kv,
+    Artifacts,
+    Forge,
+}
+
+#[derive(Default, Serialize, JsonSchema)]
+struct Output {
+    /// The model's text (`llm`) or the forged artifact's (`forge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    /// How many runs counted so far (`kv`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    /// The upper-cased copy (`artifacts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<File>,
+}
+
 struct Capable;
 
 impl Plugin for Capable {
+    type Config = Config;
+    type Output = Output;
+
     fn describe() -> Descriptor {
-        Descriptor::new("test.capable", "0.1.0", "Uses host capabilities")
-            .option("use", json!({"enum": ["llm", "kv", "artifacts", "forge"]}))
-            .option("sha256", json!({"type": "string"}))
-            .option("model", json!({"type": "string"}))
-            .option("prompt", json!({"type": "string"}))
-            .optional_input("file", Type::File)
-            .output("text", Type::String)
-            .output("count", Type::Integer)
-            .output("file", Type::File)
+        Descriptor::from_config::<Config>("test.capable", "0.1.0", "Uses host capabilities")
+            .inputs(["file"])
+            .outputs_from::<Output>()
             .not_cacheable()
     }
 
-    fn run(config: Value, inputs: Value) -> Result<Value, Error> {
-        match get_str(&config, "use")? {
-            "llm" => {
+    fn run(config: Config) -> Result<Output, Error> {
+        let Some(capability) = config.capability else {
+            return Err(Error::bad_input("`use` must be a string"));
+        };
+        match capability {
+            Use::Llm => {
                 log::info("asking the model");
                 let out = llm::generate(&json!({
-                    "model": get_str_or(&config, "model", "smollm2-135m-instruct"),
-                    "prompt": get_str_or(&config, "prompt", "Say hello."),
+                    "model": config.model,
+                    "prompt": config.prompt,
                     "max_tokens": 16,
                     "temperature": 0.0,
                 }))?;
-                Ok(json!({ "text": out["text"] }))
+                Ok(Output {
+                    text: out["text"].as_str().map(str::to_owned),
+                    ..Output::default()
+                })
             }
-            "kv" => {
+            Use::Kv => {
                 let count = match kv::get("count")? {
                     Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
                     None => 0,
                 } + 1;
                 kv::set("count", count.to_string().as_bytes())?;
-                Ok(json!({ "count": count }))
+                Ok(Output {
+                    count: Some(count),
+                    ..Output::default()
+                })
             }
-            "artifacts" => {
-                let file = inputs
-                    .get("file")
+            Use::Artifacts => {
+                let file = config
+                    .file
                     .ok_or_else(|| Error::bad_input("`file` is required for `use: artifacts`"))?;
-                let data = artifacts::read(file)?;
+                let data = artifacts::read(&file)?;
                 log::progress(0.5, Some("read the input"));
                 let upper = String::from_utf8_lossy(&data).to_uppercase();
                 let out = artifacts::write("upper.txt", "text/plain", upper.as_bytes())?;
-                Ok(json!({ "file": out }))
+                Ok(Output {
+                    file: Some(out),
+                    ..Output::default()
+                })
             }
-            "forge" => {
+            Use::Forge => {
                 // A reference made up inside the plugin, to an artifact it was not given.
-                let forged = json!({"sha256": get_str(&config, "sha256")?, "media_type": "text/plain", "size": 6});
+                let sha256 = config
+                    .sha256
+                    .ok_or_else(|| Error::bad_input("`sha256` must be a string"))?;
+                let forged = File {
+                    sha256,
+                    media_type: "text/plain".to_owned(),
+                    size: 6,
+                    name: None,
+                };
                 let data = artifacts::read(&forged)?;
-                Ok(json!({ "text": String::from_utf8_lossy(&data) }))
+                Ok(Output {
+                    text: Some(String::from_utf8_lossy(&data).into_owned()),
+                    ..Output::default()
+                })
             }
-            other => Err(Error::bad_input(format!("unknown use `{other}`"))),
         }
     }
 }

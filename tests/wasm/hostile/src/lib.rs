@@ -4,6 +4,45 @@
 
 use mediaflow_sdk::*;
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// How to attack the sandbox.
+    #[serde(default)]
+    attack: Option<Attack>,
+}
+
+#[derive(Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Attack {
+    Loop,
+    Memory,
+    Passwd,
+    Env,
+    Network,
+    Panic,
+    Clock,
+    Stdout,
+}
+
+/// What a successful attack got out (none should).
+#[derive(Default, Serialize, JsonSchema)]
+struct Output {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leaked: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vars: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unix_seconds: Option<u64>,
+}
+
+fn leaked(what: impl Into<Value>) -> Output {
+    Output {
+        leaked: Some(what.into()),
+        ..Output::default()
+    }
+}
+
 struct Hostile;
 
 fn denied(what: &str, e: impl std::fmt::Display) -> Error {
@@ -11,63 +50,71 @@ fn denied(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl Plugin for Hostile {
+    type Config = Config;
+    type Output = Output;
+
     fn describe() -> Descriptor {
-        Descriptor::new("test.hostile", "0.1.0", "Attacks the sandbox")
-            .option(
-                "attack",
-                json!({"enum": ["loop", "memory", "passwd", "env", "network", "panic", "clock", "stdout"]}),
-            )
+        Descriptor::from_config::<Config>("test.hostile", "0.1.0", "Attacks the sandbox")
+            .outputs_from::<Output>()
             .not_cacheable()
     }
 
-    fn run(config: Value, _inputs: Value) -> Result<Value, Error> {
-        match get_str(&config, "attack")? {
-            "loop" => {
+    fn run(config: Config) -> Result<Output, Error> {
+        let Some(attack) = config.attack else {
+            return Err(Error::bad_input("`attack` must be a string"));
+        };
+        match attack {
+            Attack::Loop => {
                 let mut n: u64 = 0;
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
-            "memory" => {
+            Attack::Memory => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
                     hoard.push(vec![1u8; 8 << 20]);
                     std::hint::black_box(&hoard);
                 }
             }
-            "passwd" => match std::fs::read_to_string("/etc/passwd") {
-                Ok(text) => Ok(json!({ "leaked": text })),
+            Attack::Passwd => match std::fs::read_to_string("/etc/passwd") {
+                Ok(text) => Ok(leaked(text)),
                 Err(e) => Err(denied("reading /etc/passwd", e)),
             },
-            "env" => {
+            Attack::Env => {
                 let vars: Vec<(String, String)> = std::env::vars().collect();
                 match std::env::var("HOME") {
-                    Ok(home) => Ok(json!({ "leaked": home, "vars": vars.len() })),
+                    Ok(home) => Ok(Output {
+                        vars: Some(vars.len()),
+                        ..leaked(home)
+                    }),
                     Err(e) if vars.is_empty() => Err(denied(
                         "reading the environment",
                         format!("{e}; no variables visible"),
                     )),
-                    Err(_) => Ok(json!({ "leaked": vars.len() })),
+                    Err(_) => Ok(leaked(vars.len())),
                 }
             }
-            "network" => match std::net::TcpStream::connect("127.0.0.1:5432") {
-                Ok(_) => Ok(json!({ "leaked": "connected to 127.0.0.1:5432" })),
+            Attack::Network => match std::net::TcpStream::connect("127.0.0.1:5432") {
+                Ok(_) => Ok(leaked("connected to 127.0.0.1:5432")),
                 Err(e) => Err(denied("connecting to 127.0.0.1:5432", e)),
             },
-            "panic" => panic!("hostile plugin panicked on purpose"),
-            "clock" => {
+            Attack::Panic => panic!("hostile plugin panicked on purpose"),
+            Attack::Clock => {
                 let since = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                Ok(json!({ "unix_seconds": since }))
+                Ok(Output {
+                    unix_seconds: Some(since),
+                    ..Output::default()
+                })
             }
-            "stdout" => {
+            Attack::Stdout => {
                 println!("hello from stdout");
                 eprintln!("and from stderr");
-                Ok(json!({}))
+                Ok(Output::default())
             }
-            other => Err(Error::bad_input(format!("unknown attack `{other}`"))),
         }
     }
 }

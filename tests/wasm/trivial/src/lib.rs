@@ -3,17 +3,33 @@
 
 use mediaflow_sdk::*;
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// The text to return.
+    text: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Output {
+    /// The same text.
+    text: String,
+}
+
 struct Echo;
 
 impl Plugin for Echo {
+    type Config = Config;
+    type Output = Output;
+
     fn describe() -> Descriptor {
-        Descriptor::new("bench.echo", "0.1.0", "Returns its input")
-            .input("text", Type::String)
-            .output("text", Type::String)
+        Descriptor::from_config::<Config>("bench.echo", "0.1.0", "Returns its input")
+            .inputs(["text"])
+            .outputs_from::<Output>()
     }
 
-    fn run(_config: Value, inputs: Value) -> Result<Value, Error> {
-        Ok(json!({ "text": get_str(&inputs, "text")? }))
+    fn run(config: Config) -> Result<Output, Error> {
+        Ok(Output { text: config.text })
     }
 }
 
