@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, on SQLite and PostgreSQL, with real models. Installs and starts
 # whatever is missing (build tools, PostgreSQL, the models the tests use) first.
+#
+# Everything is built once: `cargo test --workspace --no-run` compiles every test and
+# binary (mediaflow, the plugin processes) with the feature set the tests use, the models
+# are pulled with that very `mediaflow`, and `cargo test --workspace` then only runs.
+# (`cargo build -p mediaflow-cli` first would resolve other features and compile sqlx,
+# wasmtime, jsonschema and both C++ libraries a second time.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MEDIAFLOW_NEED_POSTGRES=1
 source scripts/setup.sh
 
 export MEDIAFLOW_MODELS=${MEDIAFLOW_MODELS:-$HOME/.local/share/mediaflow/models}
-cargo build -p mediaflow-cli
+cargo test --workspace --no-run "$@"
 for model in smollm2-135m-instruct whisper-tiny.en; do
   "${CARGO_TARGET_DIR:-target}/debug/mediaflow" models pull "$model"
 done

@@ -164,3 +164,87 @@ async fn cancellation_reaches_the_plugin_process() {
     sup.shutdown().await;
     h.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_plugin_checks_settings_when_the_workflow_compiles() {
+    let (h, sup) = harness_with_process().await;
+    let yaml = "steps:\n  a: { uses: proc.echo, with: { value: 1 } }\n  b:\n    uses: proc.echo\n    with: { value: forbidden }\n";
+    let err = match mediaflow_workflow::compile_str("p.yaml", yaml, &h.registry) {
+        Ok(_) => panic!("compiled a value the process refuses"),
+        Err(d) => d,
+    };
+    assert_eq!(err.problems.len(), 1, "{}", err.render(false));
+    let p = &err.problems[0];
+    assert_eq!((p.line, p.column), (5, 20), "{}", err.render(false));
+    assert_eq!(p.step.as_deref(), Some("b"));
+    let pid = sup.pid().await.expect("the process was started to answer");
+    assert_eq!(
+        p.message,
+        format!("invalid `with/value` for `proc.echo`: `forbidden` is refused by process {pid}")
+    );
+    assert_eq!(p.help.as_deref(), Some("echo anything else"));
+    // The engine asks again with resolved values, so an expression cannot smuggle it in.
+    let r = h
+        .run(
+            "inputs: { v: string }\nsteps:\n  a: { uses: proc.echo, with: { value: \"${{ inputs.v }}\" } }\n",
+            json!({"v": "forbidden"}),
+        )
+        .await;
+    let e = r.steps["a"].error.clone().unwrap();
+    assert_eq!(e["code"], "invalid_config", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("is refused by process"), "{e}");
+    assert_eq!(sup.starts(), 1, "one process answers checks and runs");
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+/// A fake plugin executable that says hello in another protocol version.
+fn old_plugin(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("mediaflow-old");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\necho '{\"type\":\"hello\",\"protocol\":1,\"name\":\"mediaflow-old\",\"version\":\"0.9.0\",\"plugins\":[]}'\nsleep 5\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_refuses_a_plugin_of_another_protocol_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = describe(&old_plugin(dir.path())).await.unwrap_err().to_string();
+    assert!(
+        err.contains("mediaflow-old 0.9.0 speaks plugin protocol 1")
+            && err.contains(&format!("mediaflow {} speaks 2", env!("CARGO_PKG_VERSION"))),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plugin_refuses_a_host_of_another_protocol_naming_both() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_testplugin-proc"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"type":"hello","protocol":99,"host":"mediaflow 9.0.0"}}"#).unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let hello = lines.next().unwrap().unwrap();
+    assert!(hello.contains(r#""type":"hello""#), "{hello}");
+    let refused: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(refused["type"], "refused", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("testplugin-proc 1.0.0 speaks plugin protocol 2")
+            && message.contains("mediaflow 9.0.0 speaks 99"),
+        "{message}"
+    );
+    // It exits instead of serving a host it cannot understand.
+    assert!(child.wait().unwrap().success());
+}

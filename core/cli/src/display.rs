@@ -29,7 +29,7 @@ fn mark(status: StepStatus) -> &'static str {
         StepStatus::Skipped => "↷",
         StepStatus::Failed => "✘",
         StepStatus::Cancelled => "■",
-        StepStatus::Pending | StepStatus::Running => "…",
+        StepStatus::Running => "…",
     }
 }
 

@@ -110,7 +110,6 @@ enum Command {
 /// A run status, as `runs --status` takes it.
 #[derive(Clone, Copy, ValueEnum)]
 enum StatusArg {
-    Pending,
     Running,
     Succeeded,
     Failed,
@@ -120,7 +119,6 @@ enum StatusArg {
 impl From<StatusArg> for RunStatus {
     fn from(s: StatusArg) -> Self {
         match s {
-            StatusArg::Pending => RunStatus::Pending,
             StatusArg::Running => RunStatus::Running,
             StatusArg::Succeeded => RunStatus::Succeeded,
             StatusArg::Failed => RunStatus::Failed,

@@ -5,7 +5,6 @@ use serde_json::Value;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
-    Pending,
     Running,
     Succeeded,
     Failed,
@@ -16,7 +15,6 @@ pub enum RunStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum StepStatus {
-    Pending,
     Running,
     Succeeded,
     Failed,
@@ -45,11 +43,11 @@ macro_rules! string_enum {
 }
 
 string_enum!(RunStatus {
-    Pending => "pending", Running => "running", Succeeded => "succeeded",
-    Failed => "failed", Cancelled => "cancelled",
+    Running => "running", Succeeded => "succeeded", Failed => "failed",
+    Cancelled => "cancelled",
 });
 string_enum!(StepStatus {
-    Pending => "pending", Running => "running", Succeeded => "succeeded", Failed => "failed",
+    Running => "running", Succeeded => "succeeded", Failed => "failed",
     Skipped => "skipped", Cancelled => "cancelled", Cached => "cached",
 });
 
@@ -72,7 +70,7 @@ impl StepStatus {
     }
 
     pub fn is_finished(self) -> bool {
-        !matches!(self, StepStatus::Pending | StepStatus::Running)
+        self != StepStatus::Running
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mediaflow_plugin_api::{
-    ArtifactRef, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
+    ArtifactRef, ConfigIssue, Descriptor, Plugin, PluginError, Port, RunContext, Value, ValueType,
 };
 use serde_json::json;
 
@@ -19,6 +19,18 @@ struct Abort(Descriptor);
 impl Plugin for Echo {
     fn descriptor(&self) -> &Descriptor {
         &self.0
+    }
+
+    /// A check only the process can make: `value` must not be the word `forbidden`.
+    fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
+        match config.get("value").and_then(Value::as_str) {
+            Some("forbidden") => Err(vec![ConfigIssue::new(
+                "/value",
+                format!("`forbidden` is refused by process {}", std::process::id()),
+            )
+            .with_help("echo anything else")]),
+            _ => Ok(()),
+        }
     }
 
     async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
