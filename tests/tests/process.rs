@@ -192,7 +192,13 @@ async fn a_process_plugin_checks_settings_when_the_workflow_compiles() {
         .await;
     let e = r.steps["a"].error.clone().unwrap();
     assert_eq!(e["code"], "invalid_config", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("is refused by process"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("is refused by process"),
+        "{e}"
+    );
     assert_eq!(sup.starts(), 1, "one process answers checks and runs");
     sup.shutdown().await;
     h.cleanup().await;
@@ -214,7 +220,10 @@ fn old_plugin(dir: &Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_refuses_a_plugin_of_another_protocol_naming_both() {
     let dir = tempfile::tempdir().unwrap();
-    let err = describe(&old_plugin(dir.path())).await.unwrap_err().to_string();
+    let err = describe(&old_plugin(dir.path()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("mediaflow-old 0.9.0 speaks plugin protocol 1")
             && err.contains(&format!("mediaflow {} speaks 2", env!("CARGO_PKG_VERSION"))),
@@ -233,7 +242,11 @@ fn a_plugin_refuses_a_host_of_another_protocol_naming_both() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, r#"{{"type":"hello","protocol":99,"host":"mediaflow 9.0.0"}}"#).unwrap();
+    writeln!(
+        stdin,
+        r#"{{"type":"hello","protocol":99,"host":"mediaflow 9.0.0"}}"#
+    )
+    .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let hello = lines.next().unwrap().unwrap();
     assert!(hello.contains(r#""type":"hello""#), "{hello}");

@@ -129,6 +129,52 @@ fn has_expression(v: &Value) -> bool {
     }
 }
 
+/// `config` with each top-level setting that is a `${{ }}` expression (and not text) left
+/// out, or, when the schema requires it, replaced by a stand-in of its type.
+fn stand_ins(config: &Value, schema: &Value) -> Value {
+    let Value::Object(map) = config else {
+        return config.clone();
+    };
+    let required = |key: &str| {
+        schema
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|k| k.as_str() == Some(key)))
+    };
+    let mut out = Map::new();
+    for (key, value) in map {
+        let prop = schema.get("properties").and_then(|p| p.get(key.as_str()));
+        let ty = prop.map(ValueType::from_schema).unwrap_or(ValueType::Any);
+        if !has_expression(value) || (value.is_string() && ty == ValueType::String) {
+            out.insert(key.clone(), value.clone());
+            continue;
+        }
+        if !required(key) {
+            continue;
+        }
+        let stand_in = match (prop.and_then(|p| p.get("default")), ty) {
+            (Some(d), _) => d.clone(),
+            (None, ValueType::File) => ArtifactRef {
+                sha256: "0".repeat(64),
+                media_type: "application/octet-stream".to_owned(),
+                size: 0,
+                name: None,
+            }
+            .to_value(),
+            (None, ValueType::Integer | ValueType::Number) => prop
+                .and_then(|p| p.get("minimum"))
+                .cloned()
+                .unwrap_or(0.into()),
+            (None, ValueType::Boolean) => Value::Bool(false),
+            (None, ValueType::List) => Value::Array(Vec::new()),
+            (None, ValueType::Object) => Value::Object(Map::new()),
+            (None, ValueType::String | ValueType::Any) => Value::Null,
+        };
+        out.insert(key.clone(), stand_in);
+    }
+    Value::Object(out)
+}
+
 /// Parses a resolved `with:` map into a plugin's config type.
 pub fn parse_config<C: DeserializeOwned>(config: &Value) -> Result<C, PluginError> {
     C::deserialize(config)
@@ -144,10 +190,24 @@ impl<P: TypedPlugin> Plugin for Typed<P> {
     fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
         let issues = match P::Config::deserialize(config) {
             Ok(parsed) => self.0.check(&parsed),
-            // At compile time, `${{ }}` strings stand where numbers or lists will be; the
-            // schema check has reported what can be known, the rest is checked once the
+            // At compile time, `${{ }}` strings stand where files, numbers or lists will be.
+            // Check what can be known: settings that are still expressions (and not text
+            // anyway) are left out, or stand in by a placeholder when required; `check`
+            // then runs, and only its findings about other settings count (a complaint about
+            // the whole map may come from a placeholder). The rest is checked once the
             // expressions are resolved.
-            Err(_) if has_expression(config) => Vec::new(),
+            Err(_) if has_expression(config) => {
+                let known = stand_ins(config, &self.descriptor().config_schema);
+                match P::Config::deserialize(&known) {
+                    Ok(parsed) => self
+                        .0
+                        .check(&parsed)
+                        .into_iter()
+                        .filter(|i| !i.pointer.is_empty())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                }
+            }
             Err(e) => vec![ConfigIssue::new("", format!("invalid settings: {e}"))],
         };
         if issues.is_empty() {

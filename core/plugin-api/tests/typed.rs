@@ -70,10 +70,19 @@ impl EventSink for Quiet {
 struct NoFiles;
 #[async_trait::async_trait]
 impl Artifacts for NoFiles {
-    async fn put_bytes(&self, _: &[u8], _: &str, _: Option<&str>) -> Result<ArtifactRef, PluginError> {
+    async fn put_bytes(
+        &self,
+        _: &[u8],
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<ArtifactRef, PluginError> {
         Err(PluginError::new("unavailable", "no store"))
     }
-    async fn put_file(&self, _: &std::path::Path, _: Option<&str>) -> Result<ArtifactRef, PluginError> {
+    async fn put_file(
+        &self,
+        _: &std::path::Path,
+        _: Option<&str>,
+    ) -> Result<ArtifactRef, PluginError> {
         Err(PluginError::new("unavailable", "no store"))
     }
     async fn path(&self, _: &ArtifactRef) -> Result<std::path::PathBuf, PluginError> {
@@ -111,9 +120,15 @@ fn the_descriptor_is_derived_from_the_types() {
 #[tokio::test]
 async fn runs_with_defaults_and_serializes_outputs() {
     let p = shout();
-    let out = p.run(serde_json::json!({"text": "hi"}), &cx()).await.unwrap();
+    let out = p
+        .run(serde_json::json!({"text": "hi"}), &cx())
+        .await
+        .unwrap();
     assert_eq!(out, serde_json::json!({"text": "HI!"}));
-    let e = p.run(serde_json::json!({"txt": "hi"}), &cx()).await.unwrap_err();
+    let e = p
+        .run(serde_json::json!({"txt": "hi"}), &cx())
+        .await
+        .unwrap_err();
     assert_eq!(e.code, "bad_config");
     assert!(!e.retryable, "errors are final unless marked");
 }
@@ -122,11 +137,22 @@ async fn runs_with_defaults_and_serializes_outputs() {
 fn validate_parses_then_checks_and_waits_for_expressions() {
     let p = shout();
     assert!(p.validate(&serde_json::json!({"text": "a"})).is_ok());
-    let issues = p.validate(&serde_json::json!({"text": "a\nb"})).unwrap_err();
+    let issues = p
+        .validate(&serde_json::json!({"text": "a\nb"}))
+        .unwrap_err();
     assert_eq!(issues[0].pointer, "/text");
-    // `marks` is still an expression at compile time: nothing to say yet.
+    // `marks` is still an expression at compile time: nothing to say about it yet, but the
+    // rest is checked.
     assert!(p
         .validate(&serde_json::json!({"text": "a", "marks": "${{ inputs.n }}"}))
+        .is_ok());
+    let issues = p
+        .validate(&serde_json::json!({"text": "a\nb", "marks": "${{ inputs.n }}"}))
+        .unwrap_err();
+    assert_eq!(issues[0].pointer, "/text");
+    // `text` is text even as an expression: it is checked as written.
+    assert!(p
+        .validate(&serde_json::json!({"text": "${{ inputs.t }}", "marks": "${{ inputs.n }}"}))
         .is_ok());
     // Without expressions, a map that does not parse is a problem.
     let issues = p.validate(&serde_json::json!({"text": 3})).unwrap_err();
