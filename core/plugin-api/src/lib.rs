@@ -23,14 +23,16 @@ mod registry;
 
 use std::sync::Arc;
 
+use mediaflow_types::has_expression;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use artifact::{ArtifactRef, Artifacts, FILE_KEYWORD};
+pub use artifact::Artifacts;
 pub use context::{EventSink, KeyValue, LlmProvider, LogLevel, RunContext};
-pub use descriptor::{schema_of, Descriptor, Port, ValueType};
+pub use descriptor::Descriptor;
 pub use duration::{duration_from_value, format_duration, parse_duration};
 pub use error::{pointer_escape, pointer_unescape, ConfigIssue, PluginError};
+pub use mediaflow_types::{schema_of, ArtifactRef, Port, ValueType, FILE_KEYWORD};
 pub use permission::Permission;
 pub use registry::{DuplicatePlugin, LoadError, PluginLoader, Registry};
 pub use schemars::{self, JsonSchema};
@@ -118,15 +120,6 @@ pub struct Typed<P>(pub P);
 /// Wraps a [`TypedPlugin`] for a registry or a plugin process.
 pub fn typed<P: TypedPlugin>(plugin: P) -> Arc<dyn Plugin> {
     Arc::new(Typed(plugin))
-}
-
-fn has_expression(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains("${{"),
-        Value::Array(items) => items.iter().any(has_expression),
-        Value::Object(map) => map.values().any(has_expression),
-        _ => false,
-    }
 }
 
 /// `config` with each top-level setting that is a `${{ }}` expression (and not text) left

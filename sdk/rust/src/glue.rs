@@ -3,6 +3,7 @@
 //! The host splits a step's `with:` map into `config` (settings) and `inputs` (the input
 //! ports) for the WIT `run`; the glue merges them back, so a plugin sees one `Config`.
 
+use mediaflow_types::has_expression;
 use serde::Deserialize;
 
 use crate::bindings::mediaflow::plugin::types as wit;
@@ -69,14 +70,5 @@ fn object(what: &str, text: &str) -> Result<Map<String, Value>, Error> {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Error::bad_input(format!("{what} is not a JSON object"))),
         Err(e) => Err(Error::bad_input(format!("{what} is not JSON: {e}"))),
-    }
-}
-
-fn has_expression(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains("${{"),
-        Value::Array(items) => items.iter().any(has_expression),
-        Value::Object(map) => map.values().any(has_expression),
-        _ => false,
     }
 }

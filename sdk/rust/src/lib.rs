@@ -72,9 +72,10 @@ pub mod llm;
 pub mod log;
 pub mod testing;
 
-pub use descriptor::{schema_of, Descriptor, Port, ValueType};
+pub use descriptor::Descriptor;
 pub use error::{Error, Issue};
 pub use file::{File, FILE_KEYWORD};
+pub use mediaflow_types::{schema_of, Port, ValueType};
 pub use schemars::{self, JsonSchema};
 pub use serde::{Deserialize, Serialize};
 pub use serde_json::{json, Map, Value};
