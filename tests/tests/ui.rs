@@ -68,3 +68,26 @@ fn diagnostics_match_golden_files() {
         failures.join("\n")
     );
 }
+
+/// Found by mutating real workflows: a very long line made miette's renderer panic. Bad
+/// input must never panic; the problem is still named by file, line and column.
+#[test]
+fn a_problem_on_a_very_long_line_is_reported_without_a_snippet() {
+    let registry = mediaflow_builtin::registry();
+    let long = "x".repeat(100_000);
+    let text = format!(
+        "steps:\n  a:\n    uses: text.templat\n    with:\n      template: \"{long}\"\n  b:\n    uses: text.template\n    with: {{ template: \"{long}\", colour: red }}\n"
+    );
+    let diagnostics = compile_str("long.yaml", &text, &registry).unwrap_err();
+    let rendered = diagnostics.render(false);
+    assert!(
+        rendered.contains("(at long.yaml:8:100027; the line is too long"),
+        "{rendered}"
+    );
+    // The problem on a short line keeps its snippet and caret.
+    assert!(
+        rendered.contains("╭─[long.yaml:3:11]"),
+        "{rendered}"
+    );
+    assert!(rendered.len() < 10_000, "{} bytes", rendered.len());
+}

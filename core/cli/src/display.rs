@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mediaflow_engine::{Event, RunReport};
 use mediaflow_store::{LogRecord, RunRecord, StepStatus};
+use mediaflow_workflow::clean;
 use miette::miette;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -93,7 +94,12 @@ pub async fn follow(mut rx: UnboundedReceiver<Event>, _json: bool) {
                 level,
                 message,
             } => {
-                let line = format!("{}: [{}] {message}", label(&step, item), level.as_str());
+                let line = format!(
+                    "{}: [{}] {}",
+                    label(&step, item),
+                    level.as_str(),
+                    clean(&message)
+                );
                 if tty {
                     let _ = multi.println(line);
                 } else {
@@ -108,8 +114,9 @@ pub async fn follow(mut rx: UnboundedReceiver<Event>, _json: bool) {
                 error,
             } => {
                 let line = format!(
-                    "{}: attempt {attempt} failed ({error}); retrying in {delay_ms} ms",
-                    label(&step, item)
+                    "{}: attempt {attempt} failed ({}); retrying in {delay_ms} ms",
+                    label(&step, item),
+                    clean(&error)
                 );
                 if tty {
                     let _ = multi.println(line);
@@ -125,7 +132,9 @@ pub async fn follow(mut rx: UnboundedReceiver<Event>, _json: bool) {
                 error,
             } => {
                 let name = label(&step, item);
-                let why = error.map(|e| format!(": {e}")).unwrap_or_default();
+                let why = error
+                    .map(|e| format!(": {}", clean(&e)))
+                    .unwrap_or_default();
                 let line = format!("{} {name}: {status} in {duration_ms} ms{why}", mark(status));
                 if let Some(bar) = bars.remove(&name) {
                     bar.finish_and_clear();
@@ -146,7 +155,7 @@ fn short(v: &Value, max: usize) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let one_line = s.replace('\n', " ⏎ ");
+    let one_line = clean(&s).replace('\n', " ⏎ ");
     if one_line.chars().count() > max {
         format!("{}…", one_line.chars().take(max).collect::<String>())
     } else {
@@ -200,14 +209,14 @@ pub fn print_report(r: &RunReport) {
             .and_then(Value::as_str)
         {
             if s.status == StepStatus::Failed {
-                println!("      {msg}");
+                println!("      {}", clean(msg));
                 if let Some(h) = s
                     .error
                     .as_ref()
                     .and_then(|e| e.get("help"))
                     .and_then(Value::as_str)
                 {
-                    println!("      help: {h}");
+                    println!("      help: {}", clean(h));
                 }
             }
         }
@@ -226,7 +235,7 @@ pub fn print_report(r: &RunReport) {
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
     {
-        println!("error: {msg}");
+        println!("error: {}", clean(msg));
     }
 }
 
@@ -241,7 +250,7 @@ pub fn print_logs(logs: &[LogRecord]) {
             when(l.ts),
             label(&l.step_id, l.item_index),
             l.level,
-            l.message
+            clean(&l.message)
         );
     }
 }

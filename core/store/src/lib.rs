@@ -8,11 +8,13 @@ mod artifacts;
 mod kv;
 mod records;
 mod sql;
+mod url;
 
 pub use artifacts::{guess_media_type, ArtifactStore};
 pub use kv::{KV_MAX_KEY, KV_MAX_VALUE};
 pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};
-pub use sql::{redact_url, Backend, Store};
+pub use sql::{Backend, Store};
+pub use url::redact_url;
 
 /// Errors from the store. Connection errors name the database without its password.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,11 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error(
+        "{path} is not a SQLite database (it does not start with the SQLite header): \
+         move it away to start a new one, or pass --database-url for another database"
+    )]
+    NotSqlite { path: String },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("stored JSON is corrupt in {what}: {source}")]

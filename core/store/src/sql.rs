@@ -5,6 +5,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::records::*;
+use crate::url::{redact_url, sqlite_path};
 use crate::{now_ms, Result, StoreError};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -23,24 +24,6 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
     url: String,
-}
-
-/// The URL with any password replaced by `***`, for error messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 macro_rules! run_columns {
@@ -63,6 +46,72 @@ fn parse_json(what: &str, text: Option<String>) -> Result<Option<Value>> {
                 what: what.to_owned(),
                 source,
             }),
+    }
+}
+
+/// The first bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses at once a file that exists, is not empty and is not an SQLite database (SQLite
+/// itself would only fail on the first query, and the pool would retry it until its
+/// timeout).
+fn check_sqlite_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(SQLITE_HEADER.len());
+    match std::fs::File::open(path) {
+        Ok(f) => f
+            .take(SQLITE_HEADER.len() as u64)
+            .read_to_end(&mut head)
+            .map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    if head.is_empty() || head == SQLITE_HEADER {
+        Ok(())
+    } else {
+        Err(StoreError::NotSqlite {
+            path: path.display().to_string(),
+        })
+    }
+}
+
+/// An exclusive lock on `DB.migrate.lock`, held while migrations run.
+struct MigrationLock(std::fs::File);
+
+impl MigrationLock {
+    async fn take(db: &Path) -> Result<MigrationLock> {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".migrate.lock");
+        let path = std::path::PathBuf::from(name);
+        let io_error = |source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error)?;
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|e| io_error(std::io::Error::other(e)))?
+            .map_err(io_error)?;
+        Ok(MigrationLock(file))
+    }
+}
+
+impl Drop for MigrationLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 
@@ -103,7 +152,22 @@ impl Store {
                 url: redact_url(url),
             });
         };
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let file = match backend {
+            Backend::Sqlite => sqlite_path(url),
+            Backend::Postgres => None,
+        };
+        if let Some(path) = &file {
+            check_sqlite_header(path)?;
+        }
+        let memory = backend == Backend::Sqlite && file.is_none();
+        // Several processes opening a new SQLite file at once would each find it
+        // unmigrated and run the same migrations (PostgreSQL's migrator takes an advisory
+        // lock; SQLite's has none): they take turns, from connecting to the last migration,
+        // on a lock file beside the database.
+        let _turn = match &file {
+            Some(path) => Some(MigrationLock::take(path).await?),
+            None => None,
+        };
         let mut options = AnyPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(10));
         options = match backend {
             // One connection: an in-memory database exists per connection, and SQLite
@@ -491,20 +555,5 @@ impl Store {
             Some(r) => Some(r.try_get(0)?),
             None => None,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://bob:s3cret@db.example:5432/mf"),
-            "postgres://bob:***@db.example:5432/mf"
-        );
-        assert_eq!(redact_url("postgres://bob@db/mf"), "postgres://bob@db/mf");
-        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }

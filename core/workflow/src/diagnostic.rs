@@ -73,6 +73,120 @@ impl Diagnostic for Problem {
     }
 }
 
+/// Longest source line shown in a snippet, in characters; longer ones (minified JSON, a
+/// pasted blob) are not shown, and the problem names its line and column instead.
+const MAX_SNIPPET_LINE: usize = 300;
+/// Longest message, label or help printed, in characters (a message may quote a value).
+const MAX_TEXT: usize = 1000;
+
+/// `text` without terminal control sequences, so what a plugin logs or returns cannot
+/// clear the screen, retitle the window, move the cursor or hide earlier lines: escape
+/// sequences (CSI, OSC, DCS and two-byte ones) are dropped, and so is every other control
+/// character but newline and tab (a carriage return would overwrite the line).
+pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates, then one final byte.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC, DCS, APC, PM, SOS: a string ended by BEL or ESC \.
+                Some(']' | 'P' | '_' | '^' | 'X') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            if chars.peek() == Some(&'\\') {
+                                chars.next();
+                            }
+                            break;
+                        }
+                    }
+                }
+                // A two-byte sequence (ESC c resets the terminal): drop both.
+                _ => {}
+            },
+            // The 8-bit CSI.
+            '\u{9b}' => {
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            c if unsafe_char(c) => {}
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `text` cut to at most `max` characters, marked with `…` where it was cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+impl Problem {
+    /// This problem as it can be printed whatever the input: long texts clipped, and no
+    /// snippet when the lines around it are too long to show (miette's renderer cannot
+    /// lay out a line of 100,000 characters).
+    fn printable(&self) -> Problem {
+        let mut p = self.clone();
+        p.message = clip(&clean(&p.message), MAX_TEXT);
+        p.label = clip(&clean(&p.label), MAX_TEXT);
+        p.help = p.help.map(|h| clip(&clean(&h), MAX_TEXT));
+        if let Some(span) = p.span {
+            if longest_line_around(p.source.inner(), span) > MAX_SNIPPET_LINE {
+                p.span = None;
+                p.message = format!(
+                    "{} (at {}:{}:{}; the line is too long to show)",
+                    p.message, p.file, p.line, p.column
+                );
+            }
+        }
+        p
+    }
+}
+
+/// The length in characters of the longest line that a snippet of `span` shows: the
+/// lines it covers and one on either side.
+fn longest_line_around(text: &str, span: SourceSpan) -> usize {
+    let start = span.offset().min(text.len());
+    let end = (span.offset() + span.len()).min(text.len());
+    let from = text
+        .get(..start)
+        .and_then(|t| t.rfind('\n'))
+        .and_then(|i| text[..i].rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let to = text
+        .get(end..)
+        .and_then(|t| t.find('\n'))
+        .map(|i| end + i + 1)
+        .and_then(|i| text.get(i..).map(|t| t.find('\n').map_or(text.len(), |j| i + j)))
+        .unwrap_or(text.len());
+    text.get(from..to)
+        .unwrap_or(text)
+        .lines()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Every problem found in one file. The compiler reports them all at once.
 #[derive(Clone, Debug)]
 pub struct Diagnostics {
@@ -109,7 +223,8 @@ impl Diagnostics {
             .with_context_lines(1);
         let mut out = String::new();
         for p in &self.problems {
-            if handler.render_report(&mut out, p).is_err() {
+            let p = p.printable();
+            if handler.render_report(&mut out, &p).is_err() {
                 out.push_str(&format!("{p:?}\n"));
             }
         }
@@ -205,6 +320,15 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::clean;
+
+    #[test]
+    fn control_sequences_are_dropped() {
+        let hostile = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}cline\rover\u{9b}31mred\u{1b}]8;;x\u{1b}\\ end\n\tnext";
+        assert_eq!(clean(hostile), "oklineoverred end\n\tnext");
+        assert!(matches!(clean("plain ✓"), std::borrow::Cow::Borrowed(_)));
+    }
+
     #[test]
     fn suggests_near_names_only() {
         let names = ["text.template", "json.pick", "file.read"];

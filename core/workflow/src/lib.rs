@@ -21,7 +21,7 @@ use mediaflow_plugin_api::Registry;
 
 pub use ast::{Located, RetryPolicy, Spanned, StepDecl, WorkflowDoc};
 pub use check::ConfigCheck;
-pub use diagnostic::{suggest, Diagnostics, Problem};
+pub use diagnostic::{clean, suggest, Diagnostics, Problem};
 pub use expr::{EvalError, Evaluator};
 pub use plan::{InputError, InputSpec, Plan, PlanStep};
 pub use source::Source;
