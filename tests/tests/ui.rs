@@ -85,9 +85,6 @@ fn a_problem_on_a_very_long_line_is_reported_without_a_snippet() {
         "{rendered}"
     );
     // The problem on a short line keeps its snippet and caret.
-    assert!(
-        rendered.contains("╭─[long.yaml:3:11]"),
-        "{rendered}"
-    );
+    assert!(rendered.contains("╭─[long.yaml:3:11]"), "{rendered}");
     assert!(rendered.len() < 10_000, "{} bytes", rendered.len());
 }

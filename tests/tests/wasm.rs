@@ -59,6 +59,7 @@ steps:
   env:     {{ uses: "{hostile}", with: {{ attack: env }} }}
   network: {{ uses: "{hostile}", with: {{ attack: network }} }}
   panic:   {{ uses: "{hostile}", with: {{ attack: panic }} }}
+  exit:    {{ uses: "{hostile}", with: {{ attack: exit }} }}
   fine:    {{ uses: "{echo}", with: {{ text: still here }} }}
   after:   {{ uses: text.template, needs: [fine], with: {{ template: "${{{{ steps.fine.outputs.text }}}}!" }} }}
 "#
@@ -105,6 +106,18 @@ steps:
             .unwrap()
             .contains("hostile plugin panicked on purpose"),
         "{panic}"
+    );
+
+    // A guest that calls `exit` ends its own call, with a code and its status (WASI 0.2
+    // carries only success or failure: the guest's `exit(3)` arrives as 1).
+    let exit = error_of(&r, "exit");
+    assert_eq!(exit["code"], "plugin_exited", "{exit}");
+    assert!(
+        exit["message"]
+            .as_str()
+            .unwrap()
+            .contains("called `exit` with status 1"),
+        "{exit}"
     );
 
     // The reasons are in the database, and the host serves the next run.

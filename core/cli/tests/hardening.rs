@@ -66,10 +66,11 @@ fn twelve_runs_on_a_new_data_dir() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let (code, out, _) = run(bin()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["runs", "--status", "succeeded"]));
+    let (code, out, _) =
+        run(bin()
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["runs", "--status", "succeeded"]));
     assert_eq!(code, 0);
     assert_eq!(out.matches("morning-brief").count(), 12, "{out}");
 }
@@ -123,4 +124,107 @@ fn a_changed_file_is_read_again() {
     let second = run_once();
     assert_eq!(second["outputs"]["text"], "FINAL COPY", "{second:#}");
     assert_eq!(second["steps"]["r"]["status"], "succeeded");
+}
+
+/// Plugin executables are looked for in a fixed order (beside `mediaflow`, then
+/// `MEDIAFLOW_PLUGINS_DIR`; `PATH` only when asked), only by commands that need plugins,
+/// and run with a scrubbed environment.
+#[test]
+fn plugin_discovery_runs_only_what_it_should_with_a_scrubbed_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let spy_dir = dir.path().join("bin");
+    std::fs::create_dir(&spy_dir).unwrap();
+    let ran = dir.path().join("ran.txt");
+    let env_seen = dir.path().join("env.txt");
+    let spy = spy_dir.join("mediaflow-spy");
+    std::fs::write(
+        &spy,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nenv > '{}'\nexit 1\n",
+            ran.display(),
+            env_seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&spy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        spy_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let data = dir.path().join("data");
+    let mediaflow = |args: &[&str]| {
+        let mut cmd = bin();
+        cmd.env("PATH", &path)
+            .env("DATABASE_URL", "postgres://desk:hunter2@db/news")
+            .env("MEDIAFLOW_API_TOKEN", "hunter3")
+            .env("MEDIAFLOW_LLM_MEMORY_MB", "512")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args);
+        cmd
+    };
+
+    // On PATH but not asked for: never run, not even by `plugins`.
+    let (code, _, err) = run(&mut mediaflow(&["plugins"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!ran.exists(), "a mediaflow-* on PATH ran uninvited");
+
+    // In a plugin directory: a command that needs no plugins does not run it.
+    let (code, _, err) = run(mediaflow(&["runs"]).env("MEDIAFLOW_PLUGINS_DIR", &spy_dir));
+    assert_eq!(code, 0, "{err}");
+    assert!(!ran.exists(), "`runs` started plugin executables");
+
+    // `plugins` describes it, with an environment that holds no secrets.
+    let (code, _, err) = run(mediaflow(&["plugins"]).env("MEDIAFLOW_PLUGINS_FROM_PATH", "1"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap().trim(),
+        "--describe",
+        "asked to describe itself, once"
+    );
+    assert!(
+        err.contains("mediaflow-spy"),
+        "a broken plugin is named: {err}"
+    );
+    let env = std::fs::read_to_string(&env_seen).unwrap();
+    assert!(
+        !env.contains("hunter2") && !env.contains("hunter3") && !env.contains("DATABASE_URL"),
+        "{env}"
+    );
+    assert!(env.contains("MEDIAFLOW_LLM_MEMORY_MB=512"), "{env}");
+}
+
+/// Two executables offering one plugin name: the first in search order is kept and the
+/// second refused, naming both files.
+#[test]
+fn a_second_plugin_of_one_name_is_refused_naming_both_files() {
+    let beside = Path::new(env!("CARGO_BIN_EXE_mediaflow"))
+        .parent()
+        .expect("target dir")
+        .join("mediaflow-llm");
+    assert!(
+        beside.is_file(),
+        "{} is missing: build the workspace first (scripts/test.sh does)",
+        beside.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("mediaflow-llm-copy");
+    std::os::unix::fs::symlink(&beside, &copy).unwrap();
+    let (code, out, err) = run(bin()
+        .env("MEDIAFLOW_PLUGINS_DIR", dir.path())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["plugins", "llm.generate"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "two plugins are named `llm.generate`: {} and {}",
+            beside.display(),
+            copy.display()
+        )),
+        "{err}"
+    );
+    assert!(out.contains(&beside.display().to_string()), "{out}");
 }

@@ -12,7 +12,7 @@ use mediaflow_protocol::{
     decode, encode, read_line, HostMessage, Line, PluginMessage, MAX_LINE, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::discover::{check_hello, host_name, scrubbed_env, PluginBinary};
@@ -31,6 +31,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A live plugin process.
 pub(crate) struct Conn {
+    /// The process's stdin: written straight from a caller's task, or by the queue's
+    /// writer for messages sent where nothing can await (a dropped call's `Cancel`).
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
     out: mpsc::UnboundedSender<HostMessage>,
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<PluginMessage>>>,
     next_id: AtomicU64,
@@ -44,6 +47,11 @@ impl Conn {
     /// Queues a message for the process (in order).
     pub(crate) fn send(&self, msg: HostMessage) -> bool {
         self.out.send(msg).is_ok()
+    }
+
+    /// Writes a message now, from the caller's task: no trip through the I/O thread.
+    pub(crate) async fn write(&self, msg: &HostMessage) -> bool {
+        write_line(&self.stdin, &encode(msg)).await
     }
 
     pub(crate) fn is_alive(&self) -> bool {
@@ -137,6 +145,12 @@ impl Supervisor {
 
     /// The live connection, starting the process (on the I/O runtime) if needed.
     pub(crate) async fn connection(self: &Arc<Self>) -> Result<Arc<Conn>, PluginError> {
+        // The common case, a live process, needs no trip to the I/O thread.
+        if let Ok(guard) = self.conn.try_lock() {
+            if let Some(c) = guard.as_ref().filter(|c| c.is_alive()) {
+                return Ok(c.clone());
+            }
+        }
         let this = self.clone();
         io::run(async move { this.connect().await })
             .await
@@ -261,7 +275,9 @@ impl Supervisor {
             Err(e) => return Err(handshake(e.to_string())),
         }
         let (out, mut queue) = mpsc::unbounded_channel::<HostMessage>();
+        let stdin = Arc::new(tokio::sync::Mutex::new(stdin));
         let conn = Arc::new(Conn {
+            stdin: stdin.clone(),
             out,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -271,8 +287,7 @@ impl Supervisor {
         });
         tokio::spawn(async move {
             while let Some(msg) = queue.recv().await {
-                let line = encode(&msg);
-                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+                if !write_line(&stdin, &encode(&msg)).await {
                     break;
                 }
             }
@@ -286,6 +301,12 @@ impl Supervisor {
         ));
         Ok(conn)
     }
+}
+
+/// Writes one encoded line to a plugin's stdin; false once the pipe is closed.
+async fn write_line(stdin: &tokio::sync::Mutex<ChildStdin>, line: &str) -> bool {
+    let mut stdin = stdin.lock().await;
+    stdin.write_all(line.as_bytes()).await.is_ok() && stdin.flush().await.is_ok()
 }
 
 async fn next_line<R: AsyncBufRead + Unpin>(r: &mut R, what: &str) -> Result<String, String> {

@@ -343,3 +343,51 @@ async fn run_one(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(scratch: PathBuf) -> CallArtifacts {
+        CallArtifacts {
+            inputs: Default::default(),
+            scratch,
+            created: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_scratch_dir_is_private_and_made_by_the_call() {
+        let root = tempfile::tempdir().unwrap();
+        let scratch = root.path().join("call-1");
+        let a = call(scratch.clone())
+            .put_bytes(b"story", "text/plain", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(scratch.join(&a.sha256)).unwrap(),
+            b"story".to_vec()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&scratch).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scratch_dir_that_already_exists_is_refused() {
+        // Someone made the path first (to read or plant outputs): the call refuses it.
+        let root = tempfile::tempdir().unwrap();
+        let planted = root.path().join("call-1");
+        std::fs::create_dir(&planted).unwrap();
+        let e = call(planted.clone())
+            .put_bytes(b"story", "text/plain", None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "io", "{e:?}");
+        assert!(e.message.contains("call-1"), "{}", e.message);
+        assert_eq!(std::fs::read_dir(&planted).unwrap().count(), 0);
+    }
+}

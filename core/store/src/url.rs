@@ -36,10 +36,10 @@ fn host_start(rest: &str) -> Option<usize> {
                 .all(|c| c.is_ascii_alphanumeric() || ".-_:[]%,".contains(c))
     };
     rest.char_indices()
+        .rev()
         .filter(|&(_, c)| c == '@')
         .map(|(i, _)| i)
-        .filter(|&i| host_like(&rest[i + 1..]))
-        .last()
+        .find(|&i| host_like(&rest[i + 1..]))
 }
 
 fn redact_query(s: &str) -> String {

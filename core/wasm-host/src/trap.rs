@@ -60,6 +60,17 @@ pub(crate) fn classify(
             .with_help("raise the step's `timeout:` or MEDIAFLOW_WASM_TIMEOUT_SECS if the work is legitimately long"),
         };
     }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return PluginError::new(
+            "plugin_exited",
+            format!(
+                "the plugin called `exit` with status {} instead of returning{}",
+                exit.0,
+                tail(stderr)
+            ),
+        )
+        .with_help("a plugin reports failure by returning an error, not by exiting");
+    }
     let text = format!("{e:#}");
     if text.contains("forcing trap when growing memory") {
         return PluginError::new(

@@ -177,7 +177,10 @@ fn longest_line_around(text: &str, span: SourceSpan) -> usize {
         .get(end..)
         .and_then(|t| t.find('\n'))
         .map(|i| end + i + 1)
-        .and_then(|i| text.get(i..).map(|t| t.find('\n').map_or(text.len(), |j| i + j)))
+        .and_then(|i| {
+            text.get(i..)
+                .map(|t| t.find('\n').map_or(text.len(), |j| i + j))
+        })
         .unwrap_or(text.len());
     text.get(from..to)
         .unwrap_or(text)

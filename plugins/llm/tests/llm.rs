@@ -303,3 +303,53 @@ steps:
     sup.shutdown().await;
     h.cleanup().await;
 }
+
+/// A step's `timeout:` reaches the plugin process: the generation is cancelled in there, so
+/// the next call on the same process starts at once instead of queueing behind an
+/// abandoned job, and the process is not restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_timeout_stops_the_generation_inside_the_process() {
+    require_model();
+    let (h, sup) = llm_harness(&models_dir()).await;
+    // Counting goes on for the whole budget: 2,000 tokens, far longer than the timeout.
+    let long = format!(
+        "steps:\n  long: {{ uses: llm.generate, timeout: 1s, with: {{ model: {MODEL}, raw: true, prompt: \"1, 2, 3, 4, 5,\", max_tokens: 2000, temperature: 0 }} }}\n"
+    );
+    let short = format!(
+        "steps:\n  g: {{ uses: llm.generate, with: {{ model: {MODEL}, raw: true, prompt: \"1, 2, 3,\", max_tokens: 8, temperature: 0 }} }}\n"
+    );
+    // Load the model first, so the timeout falls in the middle of generating.
+    let warm = h
+        .run_with(&short, json!({}), no_cache(), RunControl::default())
+        .await;
+    assert_eq!(warm.status, RunStatus::Succeeded, "{warm:?}");
+    let tokens_per_s = warm.steps["g"].outputs["tokens_per_s"].as_f64().unwrap();
+    let full_generation = Duration::from_secs_f64(2000.0 / tokens_per_s);
+    assert!(
+        full_generation > Duration::from_secs(8),
+        "the long step must outlast the timeout by far ({full_generation:?})"
+    );
+
+    let timed_out = h
+        .run_with(&long, json!({}), no_cache(), RunControl::default())
+        .await;
+    assert_eq!(timed_out.steps["long"].status, StepStatus::Failed);
+    assert_eq!(
+        timed_out.steps["long"].error.as_ref().unwrap()["code"],
+        "timeout"
+    );
+    let started = std::time::Instant::now();
+    let next = h
+        .run_with(&short, json!({}), no_cache(), RunControl::default())
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    // Had the generation gone on in the process, this call would wait for the rest of it.
+    assert!(
+        waited < full_generation / 2,
+        "the next call took {waited:?}; the abandoned generation would take {full_generation:?}"
+    );
+    assert_eq!(sup.starts(), 1, "stopped by Cancel, not by a restart");
+    sup.shutdown().await;
+    h.cleanup().await;
+}

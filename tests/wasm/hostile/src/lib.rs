@@ -23,6 +23,7 @@ enum Attack {
     Panic,
     Clock,
     Stdout,
+    Exit,
 }
 
 /// What a successful attack got out (none should).
@@ -100,6 +101,7 @@ impl Plugin for Hostile {
                 Err(e) => Err(denied("connecting to 127.0.0.1:5432", e)),
             },
             Attack::Panic => panic!("hostile plugin panicked on purpose"),
+            Attack::Exit => std::process::exit(3),
             Attack::Clock => {
                 let since = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
