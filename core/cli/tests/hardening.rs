@@ -228,3 +228,41 @@ fn a_second_plugin_of_one_name_is_refused_naming_both_files() {
     );
     assert!(out.contains(&beside.display().to_string()), "{out}");
 }
+
+/// `MEDIAFLOW_FILES_ROOT` and `root:` confine file steps; `max_bytes` refuses big files.
+#[test]
+fn file_steps_stay_inside_their_root_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("newsroom");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("story.txt"), "council approves budget").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "hunter2").unwrap();
+    let wf = dir.path().join("files.yaml");
+    std::fs::write(
+        &wf,
+        "name: files\nsteps:\n  inside:  { uses: file.read, with: { path: story.txt } }\n  escape:  { uses: file.read, with: { path: ../secret.txt } }\n  absolute: { uses: file.read, with: { path: /etc/hostname } }\n  big:     { uses: file.read, with: { path: story.txt, max_bytes: 5 } }\n  write:   { uses: file.write, with: { path: ../planted.txt, content: x } }\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .env("MEDIAFLOW_FILES_ROOT", &root)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["run", "--json"])
+        .arg(&wf));
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["steps"]["inside"]["outputs"]["text"],
+        "council approves budget"
+    );
+    for step in ["escape", "absolute", "write"] {
+        assert_eq!(
+            v["steps"][step]["error"]["code"], "path_outside_root",
+            "{step}: {:#}",
+            v["steps"][step]
+        );
+    }
+    assert_eq!(v["steps"]["big"]["error"]["code"], "too_large");
+    assert!(!dir.path().join("planted.txt").exists());
+    assert!(!out.contains("hunter2"));
+}

@@ -1,10 +1,16 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mediaflow_plugin_api::{
     ArtifactRef, ConfigIssue, Descriptor, JsonSchema, PluginError, RunContext, TypedPlugin,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+
+use crate::confine::confine;
+
+/// Largest file `file.read` reads as text unless `max_bytes` says otherwise: the text
+/// becomes a step output, stored in the database.
+const MAX_TEXT_BYTES: u64 = 16 << 20;
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> PluginError {
     let err = PluginError::new("io", format!("cannot {what} {}: {e}", path.display()));
@@ -37,6 +43,13 @@ pub struct ReadConfig {
     /// Media type of the artifact (guessed from the extension otherwise).
     #[serde(default)]
     pub media_type: Option<String>,
+    /// Refuse larger files (default: 16 MiB as text, no limit as an artifact).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_bytes: Option<u64>,
+    /// Only read below this directory (inside MEDIAFLOW_FILES_ROOT, if that is set).
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// The outputs of `file.read`.
@@ -89,11 +102,27 @@ impl TypedPlugin for FileRead {
     }
 
     async fn run(&self, c: ReadConfig, cx: &RunContext) -> Result<ReadOutput, PluginError> {
-        let path = PathBuf::from(&c.path);
+        let path = confine(&c.path, c.root.as_deref())?;
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| io_error("read", &path, e))?
+            .len();
+        let limit = match (c.max_bytes, c.mode) {
+            (Some(n), _) => Some(n),
+            (None, ReadAs::Text) => Some(MAX_TEXT_BYTES),
+            (None, ReadAs::Artifact) => None,
+        };
+        if let Some(limit) = limit.filter(|&l| size > l) {
+            return Err(PluginError::new(
+                "too_large",
+                format!(
+                    "{} is {size} bytes, over the {limit}-byte limit",
+                    path.display()
+                ),
+            )
+            .with_help("raise `max_bytes:`, or read it `as: artifact` to pass it on unread"));
+        }
         if c.mode == ReadAs::Artifact {
-            if let Err(e) = tokio::fs::metadata(&path).await {
-                return Err(io_error("read", &path, e));
-            }
             let artifact = cx
                 .artifacts()
                 .put_file(&path, c.media_type.as_deref())
@@ -145,6 +174,9 @@ pub struct WriteConfig {
     /// Create missing parent directories.
     #[serde(default = "crate::yes")]
     pub mkdirs: bool,
+    /// Only write below this directory (inside MEDIAFLOW_FILES_ROOT, if that is set).
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// The outputs of `file.write`.
@@ -202,7 +234,7 @@ impl TypedPlugin for FileWrite {
     }
 
     async fn run(&self, c: WriteConfig, cx: &RunContext) -> Result<WriteOutput, PluginError> {
-        let path = PathBuf::from(&c.path);
+        let path = confine(&c.path, c.root.as_deref())?;
         let bytes: Vec<u8> = match (c.content, &c.artifact) {
             (Some(s), _) => s.into_bytes(),
             (None, Some(artifact)) => {

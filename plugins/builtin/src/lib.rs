@@ -10,6 +10,7 @@ use mediaflow_plugin_api::{typed, Plugin, Registry};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+mod confine;
 mod delay;
 mod file;
 mod json;
