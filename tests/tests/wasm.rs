@@ -389,3 +389,65 @@ async fn components_load_by_pin_from_a_directory_and_from_the_disk_cache() {
         .to_string();
     assert!(err.contains("but the workflow pins 000"), "{err}");
 }
+
+/// The compiled-component cache runs what it loads as machine code, so it loads only files
+/// it wrote for that very component: one component's compiled file copied under another's
+/// name is compiled afresh, not run.
+#[test]
+fn the_compiled_cache_trusts_only_files_it_wrote_for_that_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || WasmConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        ..WasmConfig::default()
+    };
+    let first = WasmRuntime::new(config()).unwrap();
+    first.load_file(&guest("hostile"), None).unwrap();
+    first.load_file(&guest("trivial"), None).unwrap();
+    drop(first);
+    let cached: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    // Which file is whose: the name starts with the sha256 of the component's bytes.
+    let sha = |path: &std::path::Path| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    };
+    let trivial_sha = sha(&guest("trivial"));
+    let (trivial_file, hostile_file): (Vec<_>, Vec<_>) = cached.into_iter().partition(|p| {
+        p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&trivial_sha)
+    });
+    // Plant the hostile plugin's compiled code under the trivial plugin's name.
+    std::fs::copy(&hostile_file[0], &trivial_file[0]).unwrap();
+    let second = WasmRuntime::new(config()).unwrap();
+    let loaded = second.load_file(&guest("trivial"), None).unwrap();
+    assert_eq!(loaded.descriptor().name, "bench.echo");
+    // And a tampered byte in a file it did write is caught the same way.
+    let mut bytes = std::fs::read(&trivial_file[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&trivial_file[0], &bytes).unwrap();
+    let third = WasmRuntime::new(config()).unwrap();
+    assert_eq!(
+        third
+            .load_file(&guest("trivial"), None)
+            .unwrap()
+            .descriptor()
+            .name,
+        "bench.echo"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("mac.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+}

@@ -3,10 +3,19 @@
 //! A cache file is named `<sha256>-<engine>.cwasm`, where `<engine>` hashes wasmtime's
 //! compatibility fingerprint (version, target, settings such as fuel), so a new wasmtime or
 //! other settings never load stale code. Files are written to a temporary name and renamed.
+//!
+//! Deserializing a compiled component runs its machine code unchecked, so the cache only
+//! loads files it wrote itself: each starts with an HMAC-SHA256 tag over the component's
+//! sha256, the engine tag and the compiled bytes, keyed by `mac.key` (32 random bytes,
+//! 0600, made on first use). A file planted by someone else, or one component's file
+//! copied under another's name, fails the check and is compiled afresh.
 
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use wasmtime::component::Component;
 
 use crate::runtime::Shared;
@@ -23,6 +32,60 @@ fn cache_path(shared: &Shared, sha: &str) -> Option<PathBuf> {
     Some(dir.join(format!("{sha}-{}.cwasm", engine_tag(shared))))
 }
 
+const TAG_LEN: usize = 32;
+
+/// The cache's key: read from `mac.key`, made (0600, atomically) if there is none.
+/// `None` when neither works: then nothing is cached.
+fn mac_key(dir: &Path) -> Option<[u8; 32]> {
+    let path = dir.join("mac.key");
+    let read = |path: &Path| -> Option<[u8; 32]> {
+        let bytes = std::fs::read(path).ok()?;
+        bytes.try_into().ok()
+    };
+    if let Some(key) = read(&path) {
+        return Some(key);
+    }
+    std::fs::create_dir_all(dir).ok()?;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .ok()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(&key).ok()?;
+            Some(key)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(_) => None,
+    }
+}
+
+/// The MAC of one cache file: it binds the compiled bytes to the component and engine.
+fn mac(key: &[u8; 32], sha: &str, engine: &str, data: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+    for part in [sha.as_bytes(), b"\0", engine.as_bytes(), b"\0", data] {
+        mac.update(part);
+    }
+    Some(mac)
+}
+
+fn tag(key: &[u8; 32], sha: &str, engine: &str, data: &[u8]) -> Option<[u8; TAG_LEN]> {
+    Some(mac(key, sha, engine, data)?.finalize().into_bytes().into())
+}
+
+/// The compiled bytes of a cache file, if its tag shows this cache wrote it for `sha`.
+fn verified(key: &[u8; 32], sha: &str, engine: &str, file: &[u8]) -> Option<Vec<u8>> {
+    let (stored, data) = file.split_at_checked(TAG_LEN)?;
+    mac(key, sha, engine, data)?.verify_slice(stored).ok()?;
+    Some(data.to_vec())
+}
+
 /// Checks the header, then loads the compiled form from the cache or compiles (and caches).
 pub(crate) fn compile(
     shared: &Shared,
@@ -31,15 +94,21 @@ pub(crate) fn compile(
     display: &str,
 ) -> Result<Component, WasmError> {
     check_header(bytes, display)?;
-    let cached = cache_path(shared, sha);
-    if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
+    let engine = engine_tag(shared);
+    let cached = cache_path(shared, sha).and_then(|path| {
+        let key = mac_key(path.parent()?)?;
+        Some((path, key))
+    });
+    if let Some((path, key)) = cached.as_ref().filter(|(p, _)| p.is_file()) {
         // The file is read into memory rather than mapped: a mapped file that someone
         // truncates or rewrites later would crash the process (SIGBUS) when its code runs.
-        if let Ok(data) = std::fs::read(path) {
-            // SAFETY: the file was written by `Component::serialize` of an engine with the
-            // same compatibility hash (it is in the name), in mediaflow's own cache
-            // directory. wasmtime still checks its header and refuses a mismatch; a corrupt
-            // file falls through to compiling again.
+        let data = std::fs::read(path)
+            .ok()
+            .and_then(|file| verified(key, sha, &engine, &file));
+        if let Some(data) = data {
+            // SAFETY: the tag proves this cache wrote these bytes with
+            // `Component::serialize` for this component and an engine with the same
+            // compatibility hash; wasmtime still checks its header and refuses a mismatch.
             if let Ok(c) = unsafe { Component::deserialize(&shared.engine, &data) } {
                 return Ok(c);
             }
@@ -50,16 +119,19 @@ pub(crate) fn compile(
             path: display.to_owned(),
             reason: format!("{e:#}"),
         })?;
-    if let Some(path) = cached {
+    if let Some((path, key)) = cached {
         // The cache is an optimisation: failing to write it is not an error.
-        if let Ok(data) = component.serialize() {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
+        if let Some((data, tag)) = component
+            .serialize()
+            .ok()
+            .and_then(|data| tag(&key, sha, &engine, &data).map(|t| (data, t)))
+        {
             static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
-            if std::fs::write(&tmp, data).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let mut file = tag.to_vec();
+            file.extend_from_slice(&data);
+            if std::fs::write(&tmp, file).is_ok() && std::fs::rename(&tmp, &path).is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
         }

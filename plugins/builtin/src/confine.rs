@@ -124,7 +124,12 @@ mod tests {
             real_root.join("copy/new/out.md"),
             "a file still to be written"
         );
-        for escape in ["../secret.txt", "link.txt", "copy/../../secret.txt", "/etc/passwd"] {
+        for escape in [
+            "../secret.txt",
+            "link.txt",
+            "copy/../../secret.txt",
+            "/etc/passwd",
+        ] {
             let e = confine(escape, Some(r)).unwrap_err();
             assert_eq!(e.code, "path_outside_root", "{escape}: {e:?}");
         }
