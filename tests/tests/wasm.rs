@@ -236,8 +236,23 @@ on_both_backends! {
         assert_eq!(e["code"], "permission_denied", "{e}");
         assert_eq!(e["message"], "step `count` did not grant `kv` to plugin `test.capable`");
         assert_eq!(e["help"], "add `permissions: [kv]` to the step");
-        // The value lives in the plugin's own namespace in the database.
-        assert_eq!(h.store.kv_get("test.capable", "count").await.unwrap(), Some(b"3".to_vec()));
+        // The value lives in the plugin's own namespace in the database: its name and the
+        // sha256 of its code.
+        let identity = runtime.load_file(&guest("capable"), None).unwrap().descriptor().identity();
+        assert!(identity.starts_with("test.capable@sha256:"), "{identity}");
+        assert_eq!(h.store.kv_get(&identity, "count").await.unwrap(), Some(b"3".to_vec()));
+        assert_eq!(h.store.kv_get("test.capable", "count").await.unwrap(), None);
+
+        // A component that claims the same name and version gets a namespace of its own:
+        // it neither sees the count nor spoils it.
+        let impostor = uses("impostor-kv");
+        let r = h
+            .run(&format!("steps:\n  peek: {{ uses: \"{impostor}\", permissions: [kv] }}\n"), json!({}))
+            .await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+        assert_eq!(r.steps["peek"].outputs, json!({}), "it saw nothing");
+        let r = h.run(&granted, json!({})).await;
+        assert_eq!(r.steps["count"].outputs["count"], json!(4));
         assert_eq!(h.store.kv_get("test.hostile", "count").await.unwrap(), None);
     }
 
@@ -360,7 +375,13 @@ async fn components_load_by_pin_from_a_directory_and_from_the_disk_cache() {
     );
 
     // Compiled once, cached by sha256; a second runtime loads the cached code.
-    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    let cached: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        })
+        .collect();
     assert_eq!(cached.len(), 1);
     let name = cached[0]
         .as_ref()
@@ -450,4 +471,57 @@ fn the_compiled_cache_trusts_only_files_it_wrote_for_that_component() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
+}
+
+/// A component that declares another's name and version cannot plant cache entries for
+/// it: the cache key holds the sha256 of the code. And one that declares the name of a
+/// plugin the installation has is refused when the workflow compiles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_cannot_pass_for_another_plugin() {
+    let (h, _rt) = harness(Db::Sqlite, limits()).await;
+    let impostor = uses("impostor-echo");
+    let echo = uses("trivial");
+    let planted = h
+        .run(
+            &format!("steps:\n  a: {{ uses: \"{impostor}\", with: {{ text: hello }} }}\n"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(planted.steps["a"].outputs["text"], "planted by an impostor");
+    let real = h
+        .run(
+            &format!("steps:\n  a: {{ uses: \"{echo}\", with: {{ text: hello }} }}\n"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(real.steps["a"].status, StepStatus::Succeeded, "{real:?}");
+    assert_eq!(real.steps["a"].outputs["text"], "hello");
+
+    // Where the real `bench.echo` is installed, a component claiming its name is a
+    // compile error at the `uses:` line.
+    let claims_builtin = guest("impostor-echo");
+    let mut with_echo = mediaflow_builtin::registry();
+    let runtime = WasmRuntime::new(limits()).unwrap();
+    let real_echo: Arc<dyn Plugin> = runtime.load_file(&guest("trivial"), None).unwrap();
+    with_echo.add([real_echo], "trivial.wasm").unwrap();
+    with_echo.add_loader("wasm", Arc::new(WasmLoader { runtime }));
+    let text = format!(
+        "steps:\n  a:\n    uses: \"wasm:{}\"\n    with: {{ text: hello }}\n",
+        claims_builtin.display()
+    );
+    let d = mediaflow_workflow::compile_str("claims.yaml", &text, &with_echo).unwrap_err();
+    let p = &d.problems[0];
+    assert_eq!(
+        p.code,
+        "mediaflow::plugin_name_taken",
+        "{}",
+        d.render(false)
+    );
+    assert_eq!((p.line, p.column), (3, 11));
+    assert!(
+        p.message.contains("calls itself `bench.echo`"),
+        "{}",
+        p.message
+    );
+    assert!(p.message.contains("trivial.wasm"), "{}", p.message);
 }

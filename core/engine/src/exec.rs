@@ -164,7 +164,7 @@ impl Job {
             return Outcome::failed(e, 0, None);
         }
         let cacheable = self.shared.use_cache && spec.cache && desc.cacheable;
-        let key = cache_key(&desc.name, &desc.version, &config);
+        let key = cache_key(&desc.identity(), &desc.version, &config);
         if cacheable {
             if let Ok(Some(outputs)) = self.shared.store.cache_get(&key).await {
                 return Outcome::succeeded(StepStatus::Cached, outputs, 0, key);
@@ -299,7 +299,7 @@ impl Job {
         .with_permissions(spec.permissions.clone())
         .with_kv(Arc::new(crate::kv::StoreKv {
             store: shared.store.clone(),
-            namespace: spec.plugin.descriptor().name.clone(),
+            namespace: spec.plugin.descriptor().identity(),
         }))
         .with_llm(shared.llm.clone());
         let plugin = spec.plugin.clone();

@@ -34,7 +34,8 @@ pub fn canonical_json(v: &Value, out: &mut String) {
     }
 }
 
-/// `sha256(plugin name, plugin version, resolved config)`. File inputs are artifact
+/// `sha256(plugin identity, plugin version, resolved config)`; the identity is the name,
+/// and for a WebAssembly component the sha256 of its code too. File inputs are artifact
 /// references, which carry the sha256 of their bytes, so a file's content is part of the key.
 pub fn cache_key(plugin: &str, version: &str, config: &Value) -> String {
     let mut text = String::new();

@@ -36,6 +36,11 @@ pub struct Descriptor {
     /// Most calls of this plugin that may run at once in one engine, if limited.
     #[serde(default)]
     pub max_concurrency: Option<usize>,
+    /// The sha256 of the plugin's code, for plugins whose identity is their code rather
+    /// than the name and version they declare (WebAssembly components). It is part of
+    /// [`Self::identity`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 fn yes() -> bool {
@@ -56,6 +61,7 @@ impl Descriptor {
             cacheable: true,
             sandboxed: false,
             max_concurrency: None,
+            digest: None,
         }
     }
 
@@ -112,6 +118,16 @@ impl Descriptor {
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = Some(n);
         self
+    }
+
+    /// Who the plugin is, for cache keys and its key-value namespace: the name, and for a
+    /// plugin with a [`Self::digest`] the digest too, so a component cannot pass for
+    /// another by declaring its name.
+    pub fn identity(&self) -> String {
+        match &self.digest {
+            Some(d) => format!("{}@sha256:{d}", self.name),
+            None => self.name.clone(),
+        }
     }
 
     pub fn input_port(&self, name: &str) -> Option<&Port> {

@@ -133,6 +133,8 @@ impl Inner {
         let mut descriptor = convert_descriptor(described).map_err(describe_error)?;
         permissions.sort();
         descriptor.permissions = permissions;
+        // Its identity is its code: the name and version it declares are only claims.
+        descriptor.digest = Some(plugin.sha256.clone());
         plugin.descriptor = descriptor;
         Ok(plugin)
     }

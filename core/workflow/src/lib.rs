@@ -83,6 +83,24 @@ fn load_referenced(
             continue;
         };
         match loader.load(reference, base) {
+            // A component may declare any name; one that claims a plugin this
+            // installation already has could pass for it (in `mediaflow plugins`, in logs).
+            Ok(plugin) if registry.get(&plugin.descriptor().name).is_some() => {
+                let name = plugin.descriptor().name.clone();
+                c.push(
+                    "mediaflow::plugin_name_taken",
+                    Some(step.id.value.as_str()),
+                    Some(uses.span),
+                    format!(
+                        "`{reference}` calls itself `{name}`, the name of a plugin this installation already has ({})",
+                        registry.origin(&name).unwrap_or("built in")
+                    ),
+                    "claims a registered name",
+                    Some(format!(
+                        "give the component a name of its own in its `describe()`; `{name}` is taken"
+                    )),
+                );
+            }
             Ok(plugin) => out.register_as(&uses.value, plugin, reference),
             Err(e) => c.push(
                 "mediaflow::plugin_load",
