@@ -525,3 +525,49 @@ async fn a_component_cannot_pass_for_another_plugin() {
     );
     assert!(p.message.contains("trivial.wasm"), "{}", p.message);
 }
+
+// A guest that floods the log, the key-value store or the artifact store costs a bounded
+// amount of storage, and its step fails with a code that says why.
+on_both_backends! {
+    async fn floods_cost_bounded_storage(h) {
+        let runtime = WasmRuntime::new(WasmConfig {
+            max_artifact_bytes: 32 << 20,
+            ..limits()
+        })
+        .unwrap();
+        add_loader(h, &runtime);
+        let hostile = uses("hostile");
+        let r = h
+            .run(
+                &format!(
+                    r#"
+steps:
+  logs:      {{ uses: "{hostile}", with: {{ attack: logflood }} }}
+  kv:        {{ uses: "{hostile}", permissions: [kv], with: {{ attack: kvflood }} }}
+  artifacts: {{ uses: "{hostile}", permissions: [artifacts], with: {{ attack: artifactflood }} }}
+"#
+                ),
+                json!({}),
+            )
+            .await;
+        assert_eq!(error_of(&r, "logs")["code"], "timeout", "{r:?}");
+        let logs = h.store.logs(&r.run_id).await.unwrap();
+        let flood: Vec<_> = logs.iter().filter(|l| l.step_id == "logs").collect();
+        let quota = mediaflow_engine::LogQuota::default();
+        assert!(flood.len() <= quota.lines + 1, "{} lines stored", flood.len());
+        assert!(
+            flood.last().is_some_and(|l| l.message.starts_with("log_quota:")),
+            "{:?}",
+            flood.last()
+        );
+
+        let kv = error_of(&r, "kv");
+        assert_eq!(kv["code"], "kv_quota", "{kv}");
+        let identity = runtime.load_file(&guest("hostile"), None).unwrap().descriptor().identity();
+        let used = h.store.kv_usage(&identity, "").await.unwrap();
+        assert!(used <= mediaflow_engine::DEFAULT_KV_QUOTA, "{used} bytes");
+
+        let artifacts = error_of(&r, "artifacts");
+        assert_eq!(artifacts["code"], "artifact_quota", "{artifacts}");
+    }
+}

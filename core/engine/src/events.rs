@@ -1,5 +1,6 @@
 //! What a run reports while it goes: to the caller (progress bars) and to the store (logs).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mediaflow_plugin_api::{EventSink, LogLevel};
@@ -88,12 +89,78 @@ impl LogWriter {
     }
 }
 
+/// How much one step attempt may log. A plugin that logs in a tight loop (a hostile
+/// WebAssembly guest, a runaway process) costs at most this much storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogQuota {
+    pub lines: usize,
+    pub bytes: usize,
+}
+
+/// Longest single log message stored; longer ones are cut.
+pub const MAX_LOG_MESSAGE: usize = 8 << 10;
+
+impl Default for LogQuota {
+    fn default() -> Self {
+        LogQuota {
+            lines: 5_000,
+            bytes: 1 << 20,
+        }
+    }
+}
+
+impl LogQuota {
+    /// The default, with `MEDIAFLOW_LOG_LINES` and `MEDIAFLOW_LOG_KB` where set.
+    pub fn from_env() -> Self {
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        };
+        let d = LogQuota::default();
+        LogQuota {
+            lines: env("MEDIAFLOW_LOG_LINES").unwrap_or(d.lines),
+            bytes: env("MEDIAFLOW_LOG_KB").map_or(d.bytes, |kb| kb << 10),
+        }
+    }
+}
+
+/// What a step attempt has logged so far.
+#[derive(Default)]
+struct LogUse {
+    lines: AtomicUsize,
+    bytes: AtomicUsize,
+    over: AtomicBool,
+}
+
 /// The [`EventSink`] a step's plugin sees.
 pub(crate) struct StepSink {
     pub step: String,
     pub item: Option<usize>,
     pub events: Events,
     pub logs: mpsc::UnboundedSender<LogLine>,
+    quota: LogQuota,
+    used: LogUse,
+}
+
+impl StepSink {
+    fn store_line(&self, level: LogLevel, message: String) {
+        let _ = self.logs.send(LogLine {
+            step: self.step.clone(),
+            item: self.item,
+            level,
+            message: message.clone(),
+        });
+        emit(
+            &self.events,
+            Event::StepLog {
+                step: self.step.clone(),
+                item: self.item,
+                level,
+                message,
+            },
+        );
+    }
 }
 
 impl EventSink for StepSink {
@@ -110,21 +177,29 @@ impl EventSink for StepSink {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        let _ = self.logs.send(LogLine {
-            step: self.step.clone(),
-            item: self.item,
-            level,
-            message: message.to_owned(),
-        });
-        emit(
-            &self.events,
-            Event::StepLog {
-                step: self.step.clone(),
-                item: self.item,
-                level,
-                message: message.to_owned(),
-            },
-        );
+        if self.used.over.load(Ordering::Relaxed) {
+            return;
+        }
+        let message = match message.char_indices().nth(MAX_LOG_MESSAGE) {
+            Some((cut, _)) => format!("{}… [cut at {MAX_LOG_MESSAGE} characters]", &message[..cut]),
+            None => message.to_owned(),
+        };
+        let lines = self.used.lines.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = self.used.bytes.fetch_add(message.len(), Ordering::Relaxed) + message.len();
+        if lines > self.quota.lines || bytes > self.quota.bytes {
+            if !self.used.over.swap(true, Ordering::Relaxed) {
+                self.store_line(
+                    LogLevel::Warn,
+                    format!(
+                        "log_quota: this step logged more than {} lines or {} KiB; further lines are dropped (MEDIAFLOW_LOG_LINES, MEDIAFLOW_LOG_KB)",
+                        self.quota.lines,
+                        self.quota.bytes >> 10
+                    ),
+                );
+            }
+            return;
+        }
+        self.store_line(level, message);
     }
 }
 
@@ -133,11 +208,14 @@ pub(crate) fn sink(
     item: Option<usize>,
     events: &Events,
     logs: &mpsc::UnboundedSender<LogLine>,
+    quota: LogQuota,
 ) -> Arc<dyn EventSink> {
     Arc::new(StepSink {
         step: step.to_owned(),
         item,
         events: events.clone(),
         logs: logs.clone(),
+        quota,
+        used: LogUse::default(),
     })
 }

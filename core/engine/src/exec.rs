@@ -293,13 +293,20 @@ impl Job {
             self.item,
             attempt,
             token.clone(),
-            sink(&spec.id, self.item, &shared.events, &shared.logs),
+            sink(
+                &spec.id,
+                self.item,
+                &shared.events,
+                &shared.logs,
+                shared.log_quota,
+            ),
             shared.artifacts.clone(),
         )
         .with_permissions(spec.permissions.clone())
         .with_kv(Arc::new(crate::kv::StoreKv {
             store: shared.store.clone(),
             namespace: spec.plugin.descriptor().identity(),
+            quota: shared.kv_quota,
         }))
         .with_llm(shared.llm.clone());
         let plugin = spec.plugin.clone();

@@ -28,8 +28,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use error::{RunError, StepError};
-pub use events::Event;
+pub use events::{Event, LogQuota, MAX_LOG_MESSAGE};
 pub use keys::{cache_key, canonical_json};
+pub use kv::DEFAULT_KV_QUOTA;
 pub use llm::PluginLlm;
 pub use report::{RunReport, StepReport};
 
@@ -84,6 +85,11 @@ pub struct EngineOptions {
     pub stale_after: Duration,
     /// Names this process in the store (`host:pid`).
     pub worker: String,
+    /// Most bytes one plugin's key-value namespace may hold (`MEDIAFLOW_KV_MB`).
+    pub kv_quota: u64,
+    /// Most log lines and bytes one step attempt may store (`MEDIAFLOW_LOG_LINES`,
+    /// `MEDIAFLOW_LOG_KB`); further lines are dropped, with one line that says so.
+    pub log_quota: LogQuota,
 }
 
 /// `host:pid` of this process.
@@ -108,6 +114,8 @@ impl Default for EngineOptions {
             heartbeat: Duration::from_secs(2),
             stale_after: Duration::from_secs(30),
             worker: worker_id(),
+            kv_quota: kv::kv_quota(),
+            log_quota: LogQuota::from_env(),
         }
     }
 }
@@ -350,6 +358,8 @@ impl Engine {
             global: Arc::new(Semaphore::new(max_parallel)),
             plugin_limits,
             cancel: ctl.cancel.child_token(),
+            kv_quota: self.options.kv_quota,
+            log_quota: self.options.log_quota,
         });
         let scheduler = Scheduler::new(shared.clone(), prior_steps, prior_items);
         let ending = scheduler.run(ctl.cancel.clone(), plan.timeout).await;

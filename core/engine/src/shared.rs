@@ -41,6 +41,8 @@ pub(crate) struct RunShared {
     pub plugin_limits: HashMap<String, Arc<Semaphore>>,
     /// Cancelled when the run is cancelled or times out.
     pub cancel: CancellationToken,
+    pub kv_quota: u64,
+    pub log_quota: crate::LogQuota,
 }
 
 /// The expression context `${{ }}` sees: `inputs`, `steps.ID.{outputs,status}` and `run`.

@@ -37,6 +37,21 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes `namespace` holds (keys and values), leaving out `except` (a key about to be
+    /// replaced).
+    pub async fn kv_usage(&self, namespace: &str, except: &str) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM plugin_kv \
+             WHERE namespace = $1 AND key <> $2",
+        )
+        .bind(namespace)
+        .bind(except)
+        .fetch_one(&self.pool)
+        .await?;
+        let used: i64 = row.try_get(0)?;
+        Ok(u64::try_from(used).unwrap_or(0))
+    }
+
     pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM plugin_kv WHERE namespace = $1 AND key = $2")
             .bind(namespace)

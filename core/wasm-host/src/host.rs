@@ -24,6 +24,8 @@ pub(crate) struct CallContext {
     pub readable: HashSet<String>,
     pub deadline: Instant,
     pub stop: CancellationToken,
+    /// Bytes this call may still store with `artifacts.write`.
+    pub artifact_budget: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct HostState {
@@ -215,6 +217,19 @@ impl artifacts::Host for HostState {
         data: Vec<u8>,
     ) -> Result<String, PluginError> {
         let call = self.granted(Permission::Artifacts)?;
+        let size = data.len() as u64;
+        let budget = &call.artifact_budget;
+        let left = budget.load(std::sync::atomic::Ordering::Relaxed);
+        if size > left {
+            return Err(error(
+                "artifact_quota",
+                format!(
+                    "writing {size} more bytes would go over this call's artifact quota ({left} bytes left)"
+                ),
+                Some("write fewer or smaller artifacts, or raise MEDIAFLOW_WASM_ARTIFACT_MB"),
+            ));
+        }
+        budget.store(left - size, std::sync::atomic::Ordering::Relaxed);
         let cx = call.cx.clone();
         let stored = call.block_on(async move {
             cx.artifacts()

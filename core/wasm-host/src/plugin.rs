@@ -307,6 +307,7 @@ impl Plugin for WasmPlugin {
             readable,
             deadline: Instant::now() + inner.shared.config.timeout,
             stop,
+            artifact_budget: inner.shared.config.max_artifact_bytes.into(),
         };
         // Waits (cancellably: the engine may drop this future) for one of the pool's slots.
         let Ok(slot) = inner.shared.slots.clone().acquire_owned().await else {

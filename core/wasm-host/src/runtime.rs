@@ -27,6 +27,8 @@ pub struct WasmConfig {
     pub cache_dir: Option<PathBuf>,
     /// Searched for `uses: wasm:NAME.wasm` after the workflow's own directory.
     pub plugin_dirs: Vec<PathBuf>,
+    /// Most bytes one call may store with `artifacts.write`.
+    pub max_artifact_bytes: u64,
 }
 
 impl Default for WasmConfig {
@@ -37,13 +39,14 @@ impl Default for WasmConfig {
             fuel: None,
             cache_dir: None,
             plugin_dirs: Vec::new(),
+            max_artifact_bytes: 256 << 20,
         }
     }
 }
 
 impl WasmConfig {
-    /// Applies `MEDIAFLOW_WASM_MEMORY_MB`, `MEDIAFLOW_WASM_TIMEOUT_SECS` and
-    /// `MEDIAFLOW_WASM_FUEL` when they are set to numbers.
+    /// Applies `MEDIAFLOW_WASM_MEMORY_MB`, `MEDIAFLOW_WASM_TIMEOUT_SECS`,
+    /// `MEDIAFLOW_WASM_FUEL` and `MEDIAFLOW_WASM_ARTIFACT_MB` when they are set to numbers.
     pub fn with_env(mut self) -> Self {
         let num = |k: &str| {
             std::env::var(k)
@@ -58,6 +61,9 @@ impl WasmConfig {
         }
         if let Some(f) = num("MEDIAFLOW_WASM_FUEL") {
             self.fuel = Some(f);
+        }
+        if let Some(mb) = num("MEDIAFLOW_WASM_ARTIFACT_MB") {
+            self.max_artifact_bytes = mb.saturating_mul(1 << 20);
         }
         self
     }

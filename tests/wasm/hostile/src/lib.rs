@@ -24,6 +24,9 @@ enum Attack {
     Clock,
     Stdout,
     Exit,
+    LogFlood,
+    KvFlood,
+    ArtifactFlood,
 }
 
 /// What a successful attack got out (none should).
@@ -102,6 +105,27 @@ impl Plugin for Hostile {
             },
             Attack::Panic => panic!("hostile plugin panicked on purpose"),
             Attack::Exit => std::process::exit(3),
+            Attack::LogFlood => loop {
+                log::info("flooding the log");
+            },
+            Attack::KvFlood => {
+                let value = vec![7u8; 1 << 20];
+                for i in 0.. {
+                    if let Err(e) = kv::set(&format!("k{i}"), &value) {
+                        return Err(e);
+                    }
+                }
+                Ok(Output::default())
+            }
+            Attack::ArtifactFlood => {
+                let chunk = vec![7u8; 8 << 20];
+                for i in 0.. {
+                    if let Err(e) = artifacts::write(&format!("a{i}"), "application/octet-stream", &chunk) {
+                        return Err(e);
+                    }
+                }
+                Ok(Output::default())
+            }
             Attack::Clock => {
                 let since = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
