@@ -63,9 +63,16 @@ fn a_new_plugin_is_scaffolded_built_and_run() {
     // The template's workflow counts words of at least 4 letters: council, approved, budget,
     // city, schools.
     assert_eq!(v["outputs"]["words"], 5, "{v}");
-    // The compiled component was cached on disk by its sha256.
-    let cached = std::fs::read_dir(data.join("wasm-cache")).unwrap().count();
+    // The compiled component was cached on disk by its sha256, beside the cache's key.
+    let cached = std::fs::read_dir(data.join("wasm-cache"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        })
+        .count();
     assert_eq!(cached, 1);
+    assert!(data.join("wasm-cache/mac.key").is_file());
 }
 
 #[test]
