@@ -397,3 +397,61 @@ fn models_are_listed_added_verified_and_removed() {
         "an added model's file is the user's: rm only forgets it"
     );
 }
+
+/// Two `mediaflow resume` processes started together on one interrupted run: exactly one
+/// drives it (the claim is one conditional UPDATE), the other is refused, and every step
+/// runs once.
+fn two_resumes_at_once(database_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![("MEDIAFLOW_DATA_DIR", dir.path().display().to_string())];
+    let url = database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("mediaflow.db").display()
+        )
+    });
+    if let Some(u) = &database_url {
+        env.push(("MEDIAFLOW_DATABASE_URL", u.clone()));
+    }
+    let store = rt().block_on(Store::connect(&url)).unwrap();
+    let run_id = start_and_kill(&env, dir.path(), &store);
+    let resumers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = bin();
+            for (k, v) in &env {
+                cmd.env(k, v);
+            }
+            cmd.args(["resume", &run_id, "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = resumers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners: Vec<_> = outs.iter().filter(|o| o.status.success()).collect();
+    let losers: Vec<_> = outs.iter().filter(|o| !o.status.success()).collect();
+    assert_eq!(winners.len(), 1, "exactly one resume drives the run");
+    let refusal = String::from_utf8_lossy(&losers[0].stderr);
+    assert!(
+        refusal.contains("claimed by another process") || refusal.contains("is still running"),
+        "{refusal}"
+    );
+    check_resumed(&String::from_utf8_lossy(&winners[0].stdout), dir.path());
+    rt().block_on(store.close());
+}
+
+#[test]
+fn two_resumes_at_once_on_sqlite() {
+    two_resumes_at_once(None);
+}
+
+#[test]
+fn two_resumes_at_once_on_postgres() {
+    let url = rt().block_on(mediaflow_tests::fresh_postgres());
+    two_resumes_at_once(Some(url.clone()));
+    rt().block_on(mediaflow_tests::drop_postgres(&url));
+}

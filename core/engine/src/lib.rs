@@ -58,8 +58,38 @@ pub enum EngineError {
         stored: String,
         given: String,
     },
+    #[error("run `{run_id}` was claimed by another process at the same moment; that process drives it now")]
+    ClaimLost { run_id: String },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Proves this process still drives the run, every `every`. When another process owns
+/// the run now (fenced), or the store has not taken a heartbeat for `stale_after` (another
+/// process may rightly take the run over by then), the run is cancelled and `lost` set,
+/// instead of running on beside a new owner.
+async fn heartbeats(
+    store: Store,
+    run_id: String,
+    owner: String,
+    every: Duration,
+    stale_after: Duration,
+    cancel: CancellationToken,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    let mut last_ok = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        match store.heartbeat(&run_id, &owner).await {
+            Ok(()) => last_ok = tokio::time::Instant::now(),
+            Err(StoreError::Fenced { .. }) => break,
+            Err(_) if last_ok.elapsed() < stale_after => continue,
+            Err(_) => break,
+        }
+    }
+    lost.store(true, std::sync::atomic::Ordering::SeqCst);
+    cancel.cancel();
 }
 
 /// A stored run's workflow, for the caller to compile before [`Engine::resume`].
@@ -242,6 +272,13 @@ impl Engine {
         if run.status == RunStatus::Running {
             self.ensure_abandoned(&run)?;
         }
+        // One conditional UPDATE: of two processes resuming at once, one wins; the other
+        // stops here. The steps are read after the claim, when no one else writes them.
+        if !self.store.claim_run(&run, &self.options.worker).await? {
+            return Err(EngineError::ClaimLost {
+                run_id: run_id.to_owned(),
+            });
+        }
         let mut prior_steps = HashMap::new();
         let mut prior_items = HashMap::new();
         for rec in self.store.steps(run_id).await? {
@@ -268,7 +305,6 @@ impl Engine {
                 }
             }
         }
-        self.store.claim_run(run_id, &self.options.worker).await?;
         let inputs = match run.inputs {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -317,18 +353,17 @@ impl Engine {
         ctl: RunControl,
     ) -> Result<RunReport, EngineError> {
         let logs = events::LogWriter::start(self.store.clone(), run_id.clone());
-        let heartbeat = {
-            let store = self.store.clone();
-            let id = run_id.clone();
-            let every = self.options.heartbeat;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    let _ = store.heartbeat(&id).await;
-                }
-            })
-        };
+        let run_cancel = ctl.cancel.child_token();
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let heartbeat = tokio::spawn(heartbeats(
+            self.store.clone(),
+            run_id.clone(),
+            self.options.worker.clone(),
+            self.options.heartbeat,
+            self.options.stale_after,
+            run_cancel.clone(),
+            lost.clone(),
+        ));
         let max_parallel = plan
             .max_parallel
             .unwrap_or(self.options.max_parallel)
@@ -357,7 +392,7 @@ impl Engine {
             logs: logs.sender(),
             global: Arc::new(Semaphore::new(max_parallel)),
             plugin_limits,
-            cancel: ctl.cancel.child_token(),
+            cancel: run_cancel,
             kv_quota: self.options.kv_quota,
             log_quota: self.options.log_quota,
         });
@@ -386,8 +421,20 @@ impl Engine {
             }
         };
         let error = error.as_ref().map(RunError::to_json);
+        if lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EngineError::Store(StoreError::Fenced {
+                run_id,
+                owner: self.options.worker.clone(),
+            }));
+        }
         self.store
-            .finish_run(&run_id, status, Some(&outputs), error.as_ref())
+            .finish_run(
+                &run_id,
+                &self.options.worker,
+                status,
+                Some(&outputs),
+                error.as_ref(),
+            )
             .await?;
         self.report(&run_id).await
     }

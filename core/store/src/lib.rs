@@ -52,6 +52,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("run `{run_id}` is no longer driven by {owner}: another process took it over")]
+    Fenced { run_id: String, owner: String },
     #[error("no run with id `{0}`")]
     RunNotFound(String),
     #[error("no artifact with sha256 {0}")]

@@ -115,6 +115,18 @@ impl Drop for MigrationLock {
     }
 }
 
+/// `Err(Fenced)` when a write fenced to `owner` touched no row.
+fn fenced(run_id: &str, owner: &str, rows: u64) -> Result<()> {
+    if rows == 0 {
+        Err(StoreError::Fenced {
+            run_id: run_id.to_owned(),
+            owner: owner.to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
 fn index_to_db(i: Option<usize>) -> i64 {
     i.map(|i| i as i64).unwrap_or(-1)
 }
@@ -284,47 +296,61 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a run as taken over by `owner` for a resume.
-    pub async fn claim_run(&self, id: &str, owner: &str) -> Result<()> {
-        sqlx::query(
+    /// Takes a run over for `owner` (a resume), if it is still as `seen` read it: same
+    /// status, owner and heartbeat. One conditional `UPDATE`; `false` when another process
+    /// changed the run in between (it claimed the run first, or its owner is alive and
+    /// beat). Every later write of the run is fenced to the new owner.
+    pub async fn claim_run(&self, seen: &RunRecord, owner: &str) -> Result<bool> {
+        let done = sqlx::query(
             "UPDATE runs SET status = 'running', owner = $2, heartbeat_at = $3, \
-             finished_at = NULL, resumed_count = resumed_count + 1 WHERE id = $1",
+             finished_at = NULL, resumed_count = resumed_count + 1 \
+             WHERE id = $1 AND status = $4 AND owner IS NOT DISTINCT FROM $5 \
+             AND heartbeat_at IS NOT DISTINCT FROM $6",
         )
-        .bind(id)
+        .bind(&seen.id)
         .bind(owner)
         .bind(now_ms())
+        .bind(seen.status.as_str())
+        .bind(seen.owner.as_deref())
+        .bind(seen.heartbeat_at)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
-    pub async fn heartbeat(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE runs SET heartbeat_at = $2 WHERE id = $1")
+    /// Proves `owner` is still driving run `id`; `Err(Fenced)` if another process owns it now.
+    pub async fn heartbeat(&self, id: &str, owner: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = $2 WHERE id = $1 AND owner = $3")
             .bind(id)
             .bind(now_ms())
+            .bind(owner)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        fenced(id, owner, done.rows_affected())
     }
 
+    /// Records how run `id` ended, if `owner` still owns it (`Err(Fenced)` otherwise).
     pub async fn finish_run(
         &self,
         id: &str,
+        owner: &str,
         status: RunStatus,
         outputs: Option<&Value>,
         error: Option<&Value>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5 WHERE id = $1",
+        let done = sqlx::query(
+            "UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5 \
+             WHERE id = $1 AND owner = $6",
         )
         .bind(id)
         .bind(status.as_str())
         .bind(outputs.map(json_text))
         .bind(error.map(json_text))
         .bind(now_ms())
+        .bind(owner)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        fenced(id, owner, done.rows_affected())
     }
 
     fn run_from_row(row: &AnyRow) -> Result<RunRecord> {
@@ -378,12 +404,16 @@ impl Store {
 
     // ---- steps -----------------------------------------------------------------------
 
-    /// Inserts or replaces the record of one step (or one item), keyed by run, step and item.
+    /// Inserts or replaces the record of one step (or one item), keyed by run, step and
+    /// item. Fenced: with a `worker`, only while that worker owns the run
+    /// (`Err(Fenced)` otherwise), so a process that lost its run cannot overwrite the new
+    /// owner's results.
     pub async fn upsert_step(&self, s: &StepRecord) -> Result<()> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO step_runs (run_id, step_id, item_index, status, attempts, cache_key, \
              outputs, error, started_at, finished_at, duration_ms, worker) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+             WHERE $12 IS NULL OR EXISTS (SELECT 1 FROM runs WHERE id = $1 AND owner = $12) \
              ON CONFLICT (run_id, step_id, item_index) DO UPDATE SET status = excluded.status, \
              attempts = excluded.attempts, cache_key = excluded.cache_key, \
              outputs = excluded.outputs, error = excluded.error, \
@@ -404,7 +434,10 @@ impl Store {
         .bind(s.worker.as_deref())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        match &s.worker {
+            Some(owner) => fenced(&s.run_id, owner, done.rows_affected()),
+            None => Ok(()),
+        }
     }
 
     /// Every step record of a run, ordered by step and item.
