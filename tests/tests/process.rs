@@ -18,7 +18,10 @@ async fn harness_with_process() -> (Harness, Arc<Supervisor>) {
         .expect("describe");
     assert_eq!(binary.name, "testplugin-proc");
     let names: Vec<_> = binary.descriptors.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["proc.echo", "proc.upper", "proc.abort"]);
+    assert_eq!(
+        names,
+        ["proc.echo", "proc.upper", "proc.abort", "proc.pinned"]
+    );
     let sup = Supervisor::new(binary, vec![]);
     h.register(sup.plugins());
     (h, sup)
@@ -260,4 +263,31 @@ fn a_plugin_refuses_a_host_of_another_protocol_naming_both() {
     );
     // It exits instead of serving a host it cannot understand.
     assert!(child.wait().unwrap().success());
+}
+
+/// A plugin process whose worker thread died answers `plugin_broken` and exits, so the next
+/// call runs in a fresh process instead of failing for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_whose_worker_thread_died_is_restarted() {
+    let (h, sup) = harness_with_process().await;
+    let r = h
+        .run(
+            "steps:\n  die: { uses: proc.pinned, with: { panic: true } }\n",
+            json!({}),
+        )
+        .await;
+    let e = r.steps["die"].error.clone().unwrap();
+    assert_eq!(e["code"], mediaflow_protocol::PLUGIN_BROKEN, "{e}");
+    let mut pids = Vec::new();
+    for _ in 0..2 {
+        let again = h
+            .run("steps:\n  work: { uses: proc.pinned }\n", json!({}))
+            .await;
+        assert_eq!(again.status, RunStatus::Succeeded, "{again:?}");
+        pids.push(again.steps["work"].outputs["pid"].clone());
+    }
+    assert_eq!(pids[0], pids[1], "one fresh process serves on");
+    assert_eq!(sup.starts(), 2, "restarted once, after the broken call");
+    sup.shutdown().await;
+    h.cleanup().await;
 }

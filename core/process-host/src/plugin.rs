@@ -195,6 +195,9 @@ impl Plugin for ProcessPlugin {
                 }
                 Some(PluginMessage::Error { error, .. }) => {
                     guard.ended = true;
+                    if error.code == mediaflow_protocol::PLUGIN_BROKEN {
+                        conn.mark_broken();
+                    }
                     return Err(error);
                 }
                 Some(_) => {}

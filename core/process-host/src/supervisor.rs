@@ -58,6 +58,11 @@ impl Conn {
         self.alive.load(Ordering::SeqCst)
     }
 
+    /// The process said it cannot serve any more and is exiting: no new call goes to it.
+    pub(crate) fn mark_broken(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+    }
+
     /// Registers a call; its messages arrive on the returned receiver.
     pub(crate) fn open_call(&self) -> (u64, mpsc::UnboundedReceiver<PluginMessage>) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);

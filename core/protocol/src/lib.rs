@@ -36,6 +36,11 @@ pub use serve::{serve, serve_with_args};
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// The error code of a call that found the plugin process unable to serve any more (its
+/// worker thread is gone, its native library state is lost). `serve` answers the call,
+/// then ends the process, so the host starts a fresh one for the next call.
+pub const PLUGIN_BROKEN: &str = "plugin_broken";
+
 /// The longest line either side reads; a longer one is an error, not an allocation.
 pub const MAX_LINE: usize = 16 << 20;
 

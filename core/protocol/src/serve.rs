@@ -175,8 +175,17 @@ pub async fn serve_with_args(
         .collect();
     let running: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
+    // Cancelled when a call finds the process broken: it stops serving and exits.
+    let broken = CancellationToken::new();
     let host_gone = loop {
-        let line = match read_line(&mut stdin, MAX_LINE).await {
+        let read = tokio::select! {
+            read = read_line(&mut stdin, MAX_LINE) => read,
+            _ = broken.cancelled() => {
+                eprintln!("{name}: a call found this process broken; exiting so the host starts a fresh one");
+                break true;
+            }
+        };
+        let line = match read {
             Ok(Line::Text(line)) => line,
             Ok(Line::TooLong { bytes }) => {
                 eprintln!("{name}: ignored a {bytes}-byte line from the host");
@@ -247,12 +256,17 @@ pub async fn serve_with_args(
                 }
                 let tx = tx.clone();
                 let running = running.clone();
+                let broken = broken.clone();
                 tasks.spawn(async move {
                     let reply = run_one(id, p, config, context, token, tx.clone()).await;
                     if let Ok(mut r) = running.lock() {
                         r.remove(&id);
                     }
+                    let is_broken = matches!(&reply, PluginMessage::Error { error, .. } if error.code == crate::PLUGIN_BROKEN);
                     let _ = tx.send(reply);
+                    if is_broken {
+                        broken.cancel();
+                    }
                 });
             }
         }

@@ -199,7 +199,11 @@ impl TypedPlugin for Transcribe {
             })
             .await
             .ok_or_else(|| {
-                PluginError::new("transcribe", "the transcription thread is gone").retryable()
+                PluginError::new(
+                    mediaflow_protocol::PLUGIN_BROKEN,
+                    "the transcription thread is gone; the plugin process restarts",
+                )
+                .retryable()
             })??;
         let elapsed = started.elapsed().as_secs_f64();
 

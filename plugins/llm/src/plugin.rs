@@ -87,7 +87,11 @@ impl TypedPlugin for Generate {
             .run(move || generate(&backend, &model, &req, &token, &|f| cx2.progress(f, None)))
             .await
             .ok_or_else(|| {
-                PluginError::new("generate", "the generation thread is gone").retryable()
+                PluginError::new(
+                    mediaflow_protocol::PLUGIN_BROKEN,
+                    "the generation thread is gone; the plugin process restarts",
+                )
+                .retryable()
             })?
     }
 }

@@ -87,6 +87,36 @@ impl Plugin for Abort {
     }
 }
 
+/// `proc.pinned`: runs its work on a [`PinnedThread`], as the native plugins do; with
+/// `panic: true` the work panics and takes the thread with it.
+struct Pinned(Descriptor, mediaflow_plugin_support::PinnedThread);
+
+#[async_trait::async_trait]
+impl Plugin for Pinned {
+    fn descriptor(&self) -> &Descriptor {
+        &self.0
+    }
+
+    async fn run(&self, config: Value, _cx: &RunContext) -> Result<Value, PluginError> {
+        let panic = config["panic"].as_bool().unwrap_or(false);
+        let pid = std::process::id();
+        self.1
+            .run(move || {
+                if panic {
+                    panic!("the worker thread dies");
+                }
+                json!({ "pid": pid })
+            })
+            .await
+            .ok_or_else(|| {
+                PluginError::new(
+                    mediaflow_protocol::PLUGIN_BROKEN,
+                    "the worker thread is gone; the plugin process restarts",
+                )
+            })
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let echo = Descriptor::new("proc.echo", "1.0.0", "echo, in another process")
@@ -101,10 +131,18 @@ async fn main() {
     let abort = Descriptor::new("proc.abort", "1.0.0", "crashes its process")
         .output(Port::new("never", ValueType::Any))
         .not_cacheable();
+    let pinned = Descriptor::new("proc.pinned", "1.0.0", "works on one pinned thread")
+        .output(Port::new("pid", ValueType::Integer))
+        .schema(json!({"type": "object", "properties": {"panic": {"type": "boolean"}}}))
+        .not_cacheable();
     let plugins: Vec<Arc<dyn Plugin>> = vec![
         Arc::new(Echo(echo)),
         Arc::new(Upper(upper)),
         Arc::new(Abort(abort)),
+        Arc::new(Pinned(
+            pinned,
+            mediaflow_plugin_support::PinnedThread::start("proc-pinned"),
+        )),
     ];
     mediaflow_protocol::serve("testplugin-proc", "1.0.0", plugins).await;
 }
