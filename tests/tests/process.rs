@@ -155,7 +155,16 @@ async fn cancellation_reaches_the_plugin_process() {
         .await;
     assert_eq!(r.status, RunStatus::Cancelled);
     assert_eq!(r.steps["long"].status, StepStatus::Cancelled);
-    // The process stopped the call by itself (well within the grace period) and still serves.
+    // The `cancel` reached the process, which stopped the call by itself well within the
+    // engine's grace period (5 s), and it still serves.
+    let logs = h.store.logs(&r.run_id).await.unwrap();
+    let saw: u64 = logs
+        .iter()
+        .find_map(|l| l.message.strip_prefix("saw the cancel after "))
+        .and_then(|rest| rest.trim_end_matches(" ms").parse().ok())
+        .unwrap_or_else(|| panic!("the plugin never saw the cancel: {logs:?}"));
+    let grace = EngineOptions::default().cancel_grace.as_millis() as u64;
+    assert!(saw < 400 + grace / 2, "saw the cancel after {saw} ms");
     let again = h
         .run(
             "steps:\n  e: { uses: proc.echo, with: { value: 1 } }\n",

@@ -38,9 +38,14 @@ impl Plugin for Echo {
         cx.info(&format!("echo in pid {}", std::process::id()));
         cx.progress(0.5, Some("half way"));
         if ms > 0 {
+            let started = std::time::Instant::now();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
-                _ = cx.cancelled() => return Err(PluginError::cancelled()),
+                _ = cx.cancelled() => {
+                    // Tests check that `cancel` arrived here, not only that the host gave up.
+                    cx.info(&format!("saw the cancel after {} ms", started.elapsed().as_millis()));
+                    return Err(PluginError::cancelled());
+                }
             }
         }
         Ok(
