@@ -35,6 +35,13 @@ impl Plugin for Echo {
 
     async fn run(&self, config: Value, cx: &RunContext) -> Result<Value, PluginError> {
         let ms = config.get("ms").and_then(Value::as_u64).unwrap_or(0);
+        let unix_ms = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        };
+        let started_ms = unix_ms();
         cx.info(&format!("echo in pid {}", std::process::id()));
         cx.progress(0.5, Some("half way"));
         if ms > 0 {
@@ -48,9 +55,13 @@ impl Plugin for Echo {
                 }
             }
         }
-        Ok(
-            json!({"value": config.get("value").cloned().unwrap_or(Value::Null), "pid": std::process::id()}),
-        )
+        Ok(json!({
+            "value": config.get("value").cloned().unwrap_or(Value::Null),
+            "pid": std::process::id(),
+            // When the call ran, as the plugin process saw it.
+            "started_ms": started_ms,
+            "finished_ms": unix_ms(),
+        }))
     }
 }
 
@@ -128,6 +139,8 @@ async fn main() {
         .input(Port::new("value", ValueType::Any))
         .output(Port::new("value", ValueType::Any))
         .output(Port::new("pid", ValueType::Integer))
+        .output(Port::new("started_ms", ValueType::Integer))
+        .output(Port::new("finished_ms", ValueType::Integer))
         .schema(json!({"type": "object", "properties": {"value": {}, "ms": {"type": "integer"}}, "additionalProperties": false}));
     let upper = Descriptor::new("proc.upper", "1.0.0", "upper-case a text artifact")
         .input(Port::new("file", ValueType::File).required())
