@@ -296,7 +296,16 @@ fn check_resumed(out: &str, dir: &Path) {
     );
 }
 
-fn kill_and_resume(database_url: Option<String>, via_run_flag: bool) {
+/// A run of `CRASHY` killed with SIGKILL mid-way, on SQLite in a fresh data dir or on
+/// the PostgreSQL database at `database_url`.
+struct Crashed {
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    store: Store,
+    run_id: String,
+}
+
+fn crashed_run(database_url: Option<String>) -> Crashed {
     let dir = tempfile::tempdir().unwrap();
     let mut env = vec![("MEDIAFLOW_DATA_DIR", dir.path().display().to_string())];
     let url = database_url.clone().unwrap_or_else(|| {
@@ -310,6 +319,21 @@ fn kill_and_resume(database_url: Option<String>, via_run_flag: bool) {
     }
     let store = rt().block_on(Store::connect(&url)).unwrap();
     let run_id = start_and_kill(&env, dir.path(), &store);
+    Crashed {
+        dir,
+        env,
+        store,
+        run_id,
+    }
+}
+
+fn kill_and_resume(database_url: Option<String>, via_run_flag: bool) {
+    let Crashed {
+        dir,
+        env,
+        store,
+        run_id,
+    } = crashed_run(database_url);
     let mut cmd = bin();
     for (k, v) in &env {
         cmd.env(k, v);
@@ -402,19 +426,12 @@ fn models_are_listed_added_verified_and_removed() {
 /// drives it (the claim is one conditional UPDATE), the other is refused, and every step
 /// runs once.
 fn two_resumes_at_once(database_url: Option<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = vec![("MEDIAFLOW_DATA_DIR", dir.path().display().to_string())];
-    let url = database_url.clone().unwrap_or_else(|| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("mediaflow.db").display()
-        )
-    });
-    if let Some(u) = &database_url {
-        env.push(("MEDIAFLOW_DATABASE_URL", u.clone()));
-    }
-    let store = rt().block_on(Store::connect(&url)).unwrap();
-    let run_id = start_and_kill(&env, dir.path(), &store);
+    let Crashed {
+        dir,
+        env,
+        store,
+        run_id,
+    } = crashed_run(database_url);
     let resumers: Vec<_> = (0..2)
         .map(|_| {
             let mut cmd = bin();
