@@ -2,17 +2,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, run};
+use common::{bin, run, workflows};
 use mediaflow_store::{RunFilter, RunStatus, StepStatus, Store};
 use serde_json::Value;
-
-fn workflows() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
-}
 
 #[test]
 fn validate_reports_ok_and_problems() {

@@ -3,14 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
-use common::{bin, run};
-
-fn workflows() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
-}
+use common::{bin, run, workflows};
 
 #[test]
 fn a_file_that_is_not_a_database_is_named_at_once() {

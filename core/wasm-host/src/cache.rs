@@ -80,10 +80,10 @@ fn tag(key: &[u8; 32], sha: &str, engine: &str, data: &[u8]) -> Option<[u8; TAG_
 }
 
 /// The compiled bytes of a cache file, if its tag shows this cache wrote it for `sha`.
-fn verified(key: &[u8; 32], sha: &str, engine: &str, file: &[u8]) -> Option<Vec<u8>> {
+fn verified<'f>(key: &[u8; 32], sha: &str, engine: &str, file: &'f [u8]) -> Option<&'f [u8]> {
     let (stored, data) = file.split_at_checked(TAG_LEN)?;
     mac(key, sha, engine, data)?.verify_slice(stored).ok()?;
-    Some(data.to_vec())
+    Some(data)
 }
 
 /// Checks the header, then loads the compiled form from the cache or compiles (and caches).
@@ -102,14 +102,15 @@ pub(crate) fn compile(
     if let Some((path, key)) = cached.as_ref().filter(|(p, _)| p.is_file()) {
         // The file is read into memory rather than mapped: a mapped file that someone
         // truncates or rewrites later would crash the process (SIGBUS) when its code runs.
-        let data = std::fs::read(path)
-            .ok()
-            .and_then(|file| verified(key, sha, &engine, &file));
-        if let Some(data) = data {
+        let file = std::fs::read(path).ok();
+        if let Some(data) = file
+            .as_deref()
+            .and_then(|file| verified(key, sha, &engine, file))
+        {
             // SAFETY: the tag proves this cache wrote these bytes with
             // `Component::serialize` for this component and an engine with the same
             // compatibility hash; wasmtime still checks its header and refuses a mismatch.
-            if let Ok(c) = unsafe { Component::deserialize(&shared.engine, &data) } {
+            if let Ok(c) = unsafe { Component::deserialize(&shared.engine, data) } {
                 return Ok(c);
             }
         }

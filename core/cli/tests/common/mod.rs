@@ -1,5 +1,6 @@
 //! Running the `mediaflow` binary from the CLI's integration tests.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The binary under test, with the user's environment kept out of the way.
@@ -23,4 +24,10 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&stdout).into_owned(),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
+}
+
+/// The shipped example workflows (`workflows/`).
+#[allow(dead_code)] // not every test binary runs them
+pub fn workflows() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
 }
