@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
 
 use common::{bin, run, workflows};
@@ -196,15 +195,7 @@ fn plugin_discovery_runs_only_what_it_should_with_a_scrubbed_environment() {
 /// second refused, naming both files.
 #[test]
 fn a_second_plugin_of_one_name_is_refused_naming_both_files() {
-    let beside = Path::new(env!("CARGO_BIN_EXE_mediaflow"))
-        .parent()
-        .expect("target dir")
-        .join("mediaflow-llm");
-    assert!(
-        beside.is_file(),
-        "{} is missing: build the workspace first (scripts/test.sh does)",
-        beside.display()
-    );
+    let beside = common::built_beside("mediaflow-llm");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("mediaflow-llm-copy");
     std::os::unix::fs::symlink(&beside, &copy).unwrap();

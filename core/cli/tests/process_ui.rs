@@ -10,15 +10,7 @@ use std::path::Path;
 use common::{bin, run};
 
 fn require_plugin(exe: &str) {
-    let path = Path::new(env!("CARGO_BIN_EXE_mediaflow"))
-        .parent()
-        .expect("target dir")
-        .join(exe);
-    assert!(
-        path.is_file(),
-        "{} is missing: build the workspace first (`cargo test --workspace --no-run`, as scripts/test.sh does)",
-        path.display()
-    );
+    common::built_beside(exe);
 }
 
 #[test]

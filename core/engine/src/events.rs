@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mediaflow_plugin_api::{EventSink, LogLevel};
-use mediaflow_store::{StepStatus, Store};
+use mediaflow_store::{StepStatus, Store, StoreError};
 use tokio::sync::mpsc;
 
 /// Something that happened in a run, for live display.
@@ -69,11 +69,20 @@ impl LogWriter {
     pub fn start(store: Store, run_id: String) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
         let task = tokio::spawn(async move {
+            // A log line that cannot be stored must not fail the run. Once the store has
+            // stayed unreachable past its retries, the rest are dropped rather than each
+            // waiting out the outage again.
+            let mut down = false;
             while let Some(l) = rx.recv().await {
-                // A log line that cannot be stored must not fail the run.
-                let _ = store
+                if down {
+                    continue;
+                }
+                let stored = store
                     .append_log(&run_id, &l.step, l.item, l.level.as_str(), &l.message)
                     .await;
+                if let Err(StoreError::Query(e)) = stored {
+                    down = mediaflow_store::is_transient(&e);
+                }
             }
         });
         LogWriter { tx, task }

@@ -110,7 +110,18 @@ impl Job {
         rec.started_at = Some(started);
         rec.finished_at = Some(now_ms());
         rec.duration_ms = Some(clock.elapsed().as_millis() as i64);
-        if let Err(e) = self.shared.store.upsert_step(&rec).await {
+        let stored = if self.shared.store_is_down() {
+            Err("the database is unreachable".to_owned())
+        } else {
+            self.shared.store.upsert_step(&rec).await.map_err(|e| {
+                let message = e.to_string();
+                // The store stayed down past its retries: nothing else could be recorded
+                // either. The run stops; it stays resumable and this step runs again.
+                self.shared.store_failed(e);
+                message
+            })
+        };
+        if let Err(e) = stored {
             let e = PluginError::new("store", format!("cannot store the step's result: {e}"));
             outcome = Outcome::failed(e, outcome.attempts, outcome.cache_key);
         }
@@ -177,9 +188,14 @@ impl Job {
             let mut rec = self.record(StepStatus::Running);
             rec.attempts = attempt;
             rec.started_at = Some(started);
-            if let Err(e) = self.shared.store.upsert_step(&rec).await {
-                let e = PluginError::new("store", format!("cannot record the step: {e}"));
+            if self.shared.store_is_down() {
+                let e = PluginError::new("store", "the database is unreachable");
                 return Outcome::failed(e, attempt, Some(key));
+            }
+            if let Err(e) = self.shared.store.upsert_step(&rec).await {
+                let err = PluginError::new("store", format!("cannot record the step: {e}"));
+                self.shared.store_failed(e);
+                return Outcome::failed(err, attempt, Some(key));
             }
             emit(
                 &self.shared.events,
@@ -243,14 +259,7 @@ impl Job {
 
     /// Exponential backoff with up to +25% jitter, so retries of many items spread out.
     fn backoff(&self, next: u32) -> Duration {
-        let policy = &self.spec().retry;
-        let base = policy.base_delay(next);
-        if policy.jitter && !base.is_zero() {
-            let extra = rand::rng().random_range(0.0..0.25);
-            base.mul_f64(1.0 + extra)
-        } else {
-            base
-        }
+        retry_delay(&self.spec().retry, next, rand::rng().random_range(0.0..1.0))
     }
 
     /// Artifact references in the config must exist in the store.
@@ -366,3 +375,55 @@ impl Job {
 
 /// A deadline that never comes (a century: `Instant` cannot add `Duration::MAX`).
 pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// The wait before attempt `next` (2, 3, …): `backoff` doubling per attempt, plus up to 25%
+/// jitter (`fraction` in `[0, 1)` picks how much), never more than `max_backoff`.
+fn retry_delay(policy: &mediaflow_workflow::RetryPolicy, next: u32, fraction: f64) -> Duration {
+    let base = policy.base_delay(next);
+    if policy.jitter && !base.is_zero() {
+        base.mul_f64(1.0 + 0.25 * fraction.clamp(0.0, 1.0))
+            .min(policy.max_backoff)
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_delay;
+    use mediaflow_workflow::RetryPolicy;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_jitters_by_at_most_a_quarter_and_stops_at_max_backoff() {
+        let ms = Duration::from_millis;
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            backoff: ms(100),
+            max_backoff: ms(1000),
+            jitter: true,
+        };
+        for next in 2..=10 {
+            let base = ms(100 * (1 << (next - 2))).min(ms(1000));
+            let mut seen = Vec::new();
+            for i in 0..=100 {
+                let d = retry_delay(&policy, next, i as f64 / 101.0);
+                assert!(d >= base, "attempt {next}: {d:?} < {base:?}");
+                assert!(d <= base.mul_f64(1.25), "attempt {next}: {d:?} over +25%");
+                assert!(d <= ms(1000), "attempt {next}: {d:?} over max_backoff");
+                seen.push(d);
+            }
+            if base < ms(800) {
+                assert!(seen.first() < seen.last(), "attempt {next}: no jitter");
+            }
+        }
+        let fixed = RetryPolicy {
+            jitter: false,
+            ..policy
+        };
+        assert_eq!(retry_delay(&fixed, 2, 0.9), ms(100));
+        assert_eq!(retry_delay(&fixed, 3, 0.9), ms(200));
+        assert_eq!(retry_delay(&fixed, 9, 0.9), ms(1000));
+        assert_eq!(retry_delay(&fixed, 40, 0.9), ms(1000), "no overflow");
+    }
+}

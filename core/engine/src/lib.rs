@@ -395,6 +395,7 @@ impl Engine {
             cancel: run_cancel,
             kv_quota: self.options.kv_quota,
             log_quota: self.options.log_quota,
+            store_down: Default::default(),
         });
         let scheduler = Scheduler::new(shared.clone(), prior_steps, prior_items);
         let ending = scheduler.run(ctl.cancel.clone(), plan.timeout).await;

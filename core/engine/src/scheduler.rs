@@ -124,6 +124,37 @@ impl Scheduler {
         user_cancel: CancellationToken,
         timeout: Option<Duration>,
     ) -> Result<Ending, EngineError> {
+        match self.drive(timeout).await {
+            Ok(timed_out) if !self.shared.store_is_down() => {
+                self.end(&user_cancel, timed_out, timeout).await
+            }
+            driven => {
+                // The store stayed down past its retries (or the engine broke): the running
+                // steps are told to stop and get their grace, write nothing more, and the
+                // run is left as stored, its heartbeat going stale, for `mediaflow resume`.
+                let other = match driven {
+                    Err(EngineError::Store(e)) => {
+                        self.shared.store_failed(e);
+                        None
+                    }
+                    Err(e) => Some(e),
+                    Ok(_) => None,
+                };
+                self.shared.cancel.cancel();
+                while self.tasks.join_next().await.is_some() {}
+                Err(match (self.shared.take_store_error(), other) {
+                    (_, Some(e)) => e,
+                    (Some(e), None) => EngineError::Store(e),
+                    // `store_down` was set, so its error is there.
+                    (None, None) => EngineError::Internal("the store failed".to_owned()),
+                })
+            }
+        }
+    }
+
+    /// Runs steps until none is running and none can start; `true` if the run's timeout
+    /// passed.
+    async fn drive(&mut self, timeout: Option<Duration>) -> Result<bool, EngineError> {
         let cancel = self.shared.cancel.clone();
         let deadline = tokio::time::sleep(timeout.unwrap_or(FOREVER).min(FOREVER));
         tokio::pin!(deadline);
@@ -137,6 +168,9 @@ impl Scheduler {
         }
 
         loop {
+            if self.shared.store_is_down() {
+                return Ok(timed_out);
+            }
             // Start everything that is ready.
             while !cancel.is_cancelled() {
                 let Some(i) = self.ready.next() else { break };
@@ -185,7 +219,7 @@ impl Scheduler {
                 }
             }
         }
-        self.end(&user_cancel, timed_out, timeout).await
+        Ok(timed_out)
     }
 
     fn spawn(&mut self, step: usize, item: Option<usize>, ctx: Value) {

@@ -43,6 +43,32 @@ pub(crate) struct RunShared {
     pub cancel: CancellationToken,
     pub kv_quota: u64,
     pub log_quota: crate::LogQuota,
+    /// Set when the store failed past its retries: the run stops, and nothing more is
+    /// written (each write would wait out the same outage again).
+    pub store_down: std::sync::Mutex<Option<mediaflow_store::StoreError>>,
+}
+
+impl RunShared {
+    /// The store failed for good: remember why (the first reason) and stop the run.
+    pub fn store_failed(&self, e: mediaflow_store::StoreError) {
+        let mut down = self.store_down.lock().unwrap_or_else(|p| p.into_inner());
+        down.get_or_insert(e);
+        self.cancel.cancel();
+    }
+
+    pub fn store_is_down(&self) -> bool {
+        self.store_down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    pub fn take_store_error(&self) -> Option<mediaflow_store::StoreError> {
+        self.store_down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 /// The expression context `${{ }}` sees: `inputs`, `steps.ID.{outputs,status}` and `run`.

@@ -11,10 +11,13 @@ pub const KV_MAX_VALUE: usize = 1 << 20;
 
 impl Store {
     pub async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT value FROM plugin_kv WHERE namespace = $1 AND key = $2")
-            .bind(namespace)
-            .bind(key)
-            .fetch_optional(&self.pool)
+        let row = self
+            .retry(|| {
+                sqlx::query("SELECT value FROM plugin_kv WHERE namespace = $1 AND key = $2")
+                    .bind(namespace)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+            })
             .await?;
         Ok(match row {
             Some(r) => Some(r.try_get(0)?),
@@ -23,7 +26,8 @@ impl Store {
     }
 
     pub async fn kv_set(&self, namespace: &str, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query(
+        self.retry(|| {
+            sqlx::query(
             "INSERT INTO plugin_kv (namespace, key, value, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, \
              updated_at = excluded.updated_at",
@@ -33,6 +37,7 @@ impl Store {
         .bind(value.to_vec())
         .bind(now_ms())
         .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
@@ -40,32 +45,41 @@ impl Store {
     /// Bytes `namespace` holds (keys and values), leaving out `except` (a key about to be
     /// replaced).
     pub async fn kv_usage(&self, namespace: &str, except: &str) -> Result<u64> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM plugin_kv \
+        let row = self
+            .retry(|| {
+                sqlx::query(
+                    "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM plugin_kv \
              WHERE namespace = $1 AND key <> $2",
-        )
-        .bind(namespace)
-        .bind(except)
-        .fetch_one(&self.pool)
-        .await?;
+                )
+                .bind(namespace)
+                .bind(except)
+                .fetch_one(&self.pool)
+            })
+            .await?;
         let used: i64 = row.try_get(0)?;
         Ok(u64::try_from(used).unwrap_or(0))
     }
 
     pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM plugin_kv WHERE namespace = $1 AND key = $2")
-            .bind(namespace)
-            .bind(key)
-            .execute(&self.pool)
+        let done = self
+            .retry(|| {
+                sqlx::query("DELETE FROM plugin_kv WHERE namespace = $1 AND key = $2")
+                    .bind(namespace)
+                    .bind(key)
+                    .execute(&self.pool)
+            })
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Keys of `namespace` starting with `prefix`, sorted.
     pub async fn kv_keys(&self, namespace: &str, prefix: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT key FROM plugin_kv WHERE namespace = $1 ORDER BY key")
-            .bind(namespace)
-            .fetch_all(&self.pool)
+        let rows = self
+            .retry(|| {
+                sqlx::query("SELECT key FROM plugin_kv WHERE namespace = $1 ORDER BY key")
+                    .bind(namespace)
+                    .fetch_all(&self.pool)
+            })
             .await?;
         let mut keys = Vec::new();
         for r in rows {

@@ -7,12 +7,14 @@
 mod artifacts;
 mod kv;
 mod records;
+mod retry;
 mod sql;
 mod url;
 
 pub use artifacts::{guess_media_type, ArtifactStore};
 pub use kv::{KV_MAX_KEY, KV_MAX_VALUE};
 pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};
+pub use retry::{is_transient, DEFAULT_RETRY_WINDOW};
 pub use sql::{Backend, Store};
 pub use url::redact_url;
 

@@ -24,6 +24,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
     url: String,
+    /// How long a statement that failed transiently is tried again.
+    retry_window: std::time::Duration,
 }
 
 macro_rules! run_columns {
@@ -185,6 +187,14 @@ impl Store {
             // One connection: an in-memory database exists per connection, and SQLite
             // serialises writers anyway.
             Backend::Sqlite if memory => options.max_connections(1).min_connections(1),
+            // `synchronous = NORMAL` in WAL mode: a commit survives the process dying
+            // (`kill -9`, a panic) because it is in the WAL file, which the OS keeps; only
+            // an OS crash or power loss can take back the last commits, never corrupting
+            // the file. That is safe enough: what such a loss takes back is a step's
+            // record written after it ran, and resume treats a step without a record as
+            // not run, so it runs again — the at-least-once a step already has across a
+            // crash between its side effect and its record. FULL would add an fsync to
+            // every step record.
             Backend::Sqlite => options.max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
@@ -224,7 +234,24 @@ impl Store {
             pool,
             backend,
             url: redact_url(url),
+            retry_window: crate::retry::window_from_env(),
         })
+    }
+
+    /// Retries statements that fail transiently for `window` (default 15 s,
+    /// `MEDIAFLOW_DB_RETRY_SECS`); zero turns retrying off.
+    pub fn with_retry_window(mut self, window: std::time::Duration) -> Self {
+        self.retry_window = window;
+        self
+    }
+
+    /// Runs one statement, retrying transient failures (see [`crate::retry`]).
+    pub(crate) async fn retry<T, F, Fut>(&self, op: F) -> std::result::Result<T, sqlx::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+    {
+        crate::retry::retry(self.retry_window, op).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -250,25 +277,30 @@ impl Store {
         source_path: Option<&str>,
         yaml: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO workflows (hash, name, source_path, yaml, created_at) \
+        self.retry(|| {
+            sqlx::query(
+                "INSERT INTO workflows (hash, name, source_path, yaml, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING",
-        )
-        .bind(hash)
-        .bind(name)
-        .bind(source_path)
-        .bind(yaml)
-        .bind(now_ms())
-        .execute(&self.pool)
+            )
+            .bind(hash)
+            .bind(name)
+            .bind(source_path)
+            .bind(yaml)
+            .bind(now_ms())
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
 
     /// The YAML text and recorded path of a stored workflow.
     pub async fn get_workflow(&self, hash: &str) -> Result<Option<(String, Option<String>)>> {
-        let row = sqlx::query("SELECT yaml, source_path FROM workflows WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
+        let row = self
+            .retry(|| {
+                sqlx::query("SELECT yaml, source_path FROM workflows WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+            })
             .await?;
         Ok(row.map(|r| (r.get::<String, _>(0), r.get::<Option<String>, _>(1))))
     }
@@ -276,22 +308,24 @@ impl Store {
     // ---- runs ------------------------------------------------------------------------
 
     pub async fn create_run(&self, run: &RunRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO runs (id, workflow_hash, workflow_name, status, inputs, options, \
+        self.retry(|| {
+            sqlx::query(
+                "INSERT INTO runs (id, workflow_hash, workflow_name, status, inputs, options, \
              created_at, resumed_count, owner, heartbeat_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&run.id)
-        .bind(&run.workflow_hash)
-        .bind(&run.workflow_name)
-        .bind(run.status.as_str())
-        .bind(json_text(&run.inputs))
-        .bind(json_text(&run.options))
-        .bind(run.created_at)
-        .bind(run.resumed_count)
-        .bind(run.owner.as_deref())
-        .bind(run.heartbeat_at)
-        .execute(&self.pool)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&run.id)
+            .bind(&run.workflow_hash)
+            .bind(&run.workflow_name)
+            .bind(run.status.as_str())
+            .bind(json_text(&run.inputs))
+            .bind(json_text(&run.options))
+            .bind(run.created_at)
+            .bind(run.resumed_count)
+            .bind(run.owner.as_deref())
+            .bind(run.heartbeat_at)
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
@@ -301,30 +335,43 @@ impl Store {
     /// changed the run in between (it claimed the run first, or its owner is alive and
     /// beat). Every later write of the run is fenced to the new owner.
     pub async fn claim_run(&self, seen: &RunRecord, owner: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'running', owner = $2, heartbeat_at = $3, \
+        let now = now_ms();
+        let done = self
+            .retry(|| {
+                sqlx::query(
+                    "UPDATE runs SET status = 'running', owner = $2, heartbeat_at = $3, \
              finished_at = NULL, resumed_count = resumed_count + 1 \
              WHERE id = $1 AND status = $4 AND owner IS NOT DISTINCT FROM $5 \
              AND heartbeat_at IS NOT DISTINCT FROM $6",
-        )
-        .bind(&seen.id)
-        .bind(owner)
-        .bind(now_ms())
-        .bind(seen.status.as_str())
-        .bind(seen.owner.as_deref())
-        .bind(seen.heartbeat_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+                )
+                .bind(&seen.id)
+                .bind(owner)
+                .bind(now)
+                .bind(seen.status.as_str())
+                .bind(seen.owner.as_deref())
+                .bind(seen.heartbeat_at)
+                .execute(&self.pool)
+            })
+            .await?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        // A retried claim whose first attempt committed but lost its reply finds the run
+        // already changed: by this very claim, if it carries this owner and heartbeat.
+        let run = self.get_run(&seen.id).await?;
+        Ok(run.owner.as_deref() == Some(owner) && run.heartbeat_at == Some(now))
     }
 
     /// Proves `owner` is still driving run `id`; `Err(Fenced)` if another process owns it now.
     pub async fn heartbeat(&self, id: &str, owner: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE runs SET heartbeat_at = $2 WHERE id = $1 AND owner = $3")
-            .bind(id)
-            .bind(now_ms())
-            .bind(owner)
-            .execute(&self.pool)
+        let done = self
+            .retry(|| {
+                sqlx::query("UPDATE runs SET heartbeat_at = $2 WHERE id = $1 AND owner = $3")
+                    .bind(id)
+                    .bind(now_ms())
+                    .bind(owner)
+                    .execute(&self.pool)
+            })
             .await?;
         fenced(id, owner, done.rows_affected())
     }
@@ -338,18 +385,21 @@ impl Store {
         outputs: Option<&Value>,
         error: Option<&Value>,
     ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5 \
+        let done = self
+            .retry(|| {
+                sqlx::query(
+                    "UPDATE runs SET status = $2, outputs = $3, error = $4, finished_at = $5 \
              WHERE id = $1 AND owner = $6",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(outputs.map(json_text))
-        .bind(error.map(json_text))
-        .bind(now_ms())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(id)
+                .bind(status.as_str())
+                .bind(outputs.map(json_text))
+                .bind(error.map(json_text))
+                .bind(now_ms())
+                .bind(owner)
+                .execute(&self.pool)
+            })
+            .await?;
         fenced(id, owner, done.rows_affected())
     }
 
@@ -374,31 +424,37 @@ impl Store {
     }
 
     pub async fn get_run(&self, id: &str) -> Result<RunRecord> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::RunNotFound(id.to_owned()))?;
+        let row = self
+            .retry(|| {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    run_columns!(),
+                    " FROM runs WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+            })
+            .await?
+            .ok_or_else(|| StoreError::RunNotFound(id.to_owned()))?;
         Self::run_from_row(&row)
     }
 
     /// Runs, newest first.
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs WHERE ($1 IS NULL OR workflow_name = $1) \
+        let rows = self
+            .retry(|| {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    run_columns!(),
+                    " FROM runs WHERE ($1 IS NULL OR workflow_name = $1) \
              AND ($2 IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3"
-        ))
-        .bind(filter.workflow.as_deref())
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.limit.unwrap_or(50))
-        .fetch_all(&self.pool)
-        .await?;
+                ))
+                .bind(filter.workflow.as_deref())
+                .bind(filter.status.map(|s| s.as_str()))
+                .bind(filter.limit.unwrap_or(50))
+                .fetch_all(&self.pool)
+            })
+            .await?;
         rows.iter().map(Self::run_from_row).collect()
     }
 
@@ -409,7 +465,9 @@ impl Store {
     /// (`Err(Fenced)` otherwise), so a process that lost its run cannot overwrite the new
     /// owner's results.
     pub async fn upsert_step(&self, s: &StepRecord) -> Result<()> {
-        let done = sqlx::query(
+        let done = self
+            .retry(|| {
+                sqlx::query(
             "INSERT INTO step_runs (run_id, step_id, item_index, status, attempts, cache_key, \
              outputs, error, started_at, finished_at, duration_ms, worker) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
@@ -433,7 +491,8 @@ impl Store {
         .bind(s.duration_ms)
         .bind(s.worker.as_deref())
         .execute(&self.pool)
-        .await?;
+            })
+            .await?;
         match &s.worker {
             Some(owner) => fenced(&s.run_id, owner, done.rows_affected()),
             None => Ok(()),
@@ -442,14 +501,17 @@ impl Store {
 
     /// Every step record of a run, ordered by step and item.
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
-        let rows = sqlx::query(
+        let rows = self
+            .retry(|| {
+                sqlx::query(
             "SELECT run_id, step_id, item_index, status, attempts, cache_key, outputs, error, \
              started_at, finished_at, duration_ms, worker FROM step_runs WHERE run_id = $1 \
              ORDER BY started_at, step_id, item_index",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
-        .await?;
+            })
+            .await?;
         rows.iter()
             .map(|row| {
                 let status: String = row.try_get(3)?;
@@ -482,29 +544,34 @@ impl Store {
         level: &str,
         message: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO step_logs (run_id, step_id, item_index, ts, level, message) \
+        self.retry(|| {
+            sqlx::query(
+                "INSERT INTO step_logs (run_id, step_id, item_index, ts, level, message) \
              VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(run_id)
-        .bind(step_id)
-        .bind(index_to_db(item_index))
-        .bind(now_ms())
-        .bind(level)
-        .bind(message)
-        .execute(&self.pool)
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .bind(index_to_db(item_index))
+            .bind(now_ms())
+            .bind(level)
+            .bind(message)
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
 
     pub async fn logs(&self, run_id: &str) -> Result<Vec<LogRecord>> {
-        let rows = sqlx::query(
+        let rows = self
+            .retry(|| {
+                sqlx::query(
             "SELECT step_id, item_index, ts, level, message FROM step_logs WHERE run_id = $1 \
              ORDER BY id",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
-        .await?;
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(LogRecord {
@@ -521,9 +588,12 @@ impl Store {
     // ---- step cache ------------------------------------------------------------------
 
     pub async fn cache_get(&self, key: &str) -> Result<Option<Value>> {
-        let row = sqlx::query("SELECT outputs FROM step_cache WHERE cache_key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
+        let row = self
+            .retry(|| {
+                sqlx::query("SELECT outputs FROM step_cache WHERE cache_key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+            })
             .await?;
         match row {
             Some(r) => parse_json("step_cache.outputs", Some(r.try_get(0)?)),
@@ -539,19 +609,21 @@ impl Store {
         run_id: &str,
         step_id: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO step_cache (cache_key, plugin, outputs, run_id, step_id, created_at) \
+        self.retry(|| {
+            sqlx::query(
+                "INSERT INTO step_cache (cache_key, plugin, outputs, run_id, step_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cache_key) DO UPDATE SET \
              outputs = excluded.outputs, run_id = excluded.run_id, step_id = excluded.step_id, \
              created_at = excluded.created_at",
-        )
-        .bind(key)
-        .bind(plugin)
-        .bind(json_text(outputs))
-        .bind(run_id)
-        .bind(step_id)
-        .bind(now_ms())
-        .execute(&self.pool)
+            )
+            .bind(key)
+            .bind(plugin)
+            .bind(json_text(outputs))
+            .bind(run_id)
+            .bind(step_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
@@ -565,24 +637,29 @@ impl Store {
         size: u64,
         path: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO artifacts (sha256, media_type, size, path, created_at) \
+        self.retry(|| {
+            sqlx::query(
+                "INSERT INTO artifacts (sha256, media_type, size, path, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
-        )
-        .bind(sha256)
-        .bind(media_type)
-        .bind(size as i64)
-        .bind(path)
-        .bind(now_ms())
-        .execute(&self.pool)
+            )
+            .bind(sha256)
+            .bind(media_type)
+            .bind(size as i64)
+            .bind(path)
+            .bind(now_ms())
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
 
     pub(crate) async fn artifact_path(&self, sha256: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT path FROM artifacts WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
+        let row = self
+            .retry(|| {
+                sqlx::query("SELECT path FROM artifacts WHERE sha256 = $1")
+                    .bind(sha256)
+                    .fetch_optional(&self.pool)
+            })
             .await?;
         Ok(match row {
             Some(r) => Some(r.try_get(0)?),

@@ -18,7 +18,6 @@ use crate::bindings::PluginError;
 /// What a `run` call may reach beyond its own memory.
 pub(crate) struct CallContext {
     pub cx: RunContext,
-    pub handle: tokio::runtime::Handle,
     pub plugin: String,
     /// sha256 of the artifacts that appear in the step's `with:` map.
     pub readable: HashSet<String>,
@@ -110,21 +109,18 @@ impl HostState {
 }
 
 impl CallContext {
-    /// Runs host async work from the plugin's (blocking) thread, bounded by the call's
-    /// deadline and cancellation.
-    fn block_on<T>(
+    /// Host async work for the guest, bounded by the call's deadline and cancellation (the
+    /// engine also drops the whole call at the deadline; this makes the guest see why).
+    async fn bounded<T>(
         &self,
         fut: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, PluginError> {
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
         let stop = self.stop.clone();
-        self.handle.block_on(async move {
-            tokio::select! {
-                r = fut => r.map_err(from_api),
-                _ = tokio::time::sleep(remaining) => Err(error("timeout", "the call's deadline passed during a host call", None)),
-                _ = stop.cancelled() => Err(error("cancelled", "the step was cancelled", None)),
-            }
-        })
+        tokio::select! {
+            r = fut => r.map_err(from_api),
+            _ = tokio::time::sleep_until(self.deadline.into()) => Err(error("timeout", "the call's deadline passed during a host call", None)),
+            _ = stop.cancelled() => Err(error("cancelled", "the step was cancelled", None)),
+        }
     }
 
     fn kv(&self) -> Result<&dyn KeyValue, PluginError> {
@@ -141,7 +137,7 @@ impl CallContext {
 impl types::Host for HostState {}
 
 impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String) {
+    async fn log(&mut self, level: log::Level, message: String) {
         if let Some(call) = &self.call {
             let level = match level {
                 log::Level::Debug => LogLevel::Debug,
@@ -153,7 +149,7 @@ impl log::Host for HostState {
         }
     }
 
-    fn progress(&mut self, fraction: f32, message: Option<String>) {
+    async fn progress(&mut self, fraction: f32, message: Option<String>) {
         if let Some(call) = &self.call {
             let fraction = if fraction.is_finite() { fraction } else { 0.0 };
             call.cx.progress(fraction, message.as_deref());
@@ -162,7 +158,7 @@ impl log::Host for HostState {
 }
 
 impl llm::Host for HostState {
-    fn generate(&mut self, request: String) -> Result<String, PluginError> {
+    async fn generate(&mut self, request: String) -> Result<String, PluginError> {
         let call = self.granted(Permission::Llm)?;
         let Some(llm) = call.cx.llm().cloned() else {
             return Err(error(
@@ -179,13 +175,15 @@ impl llm::Host for HostState {
             )
         })?;
         let cx = call.cx.clone().with_cancel(call.stop.clone());
-        let out = call.block_on(async move { llm.generate(request, &cx).await })?;
+        let out = call
+            .bounded(async move { llm.generate(request, &cx).await })
+            .await?;
         Ok(out.to_string())
     }
 }
 
 impl artifacts::Host for HostState {
-    fn read(&mut self, reference: String) -> Result<Vec<u8>, PluginError> {
+    async fn read(&mut self, reference: String) -> Result<Vec<u8>, PluginError> {
         let call = self.granted(Permission::Artifacts)?;
         let artifact = serde_json::from_str::<Value>(&reference)
             .ok()
@@ -202,15 +200,16 @@ impl artifacts::Host for HostState {
             ));
         }
         let cx = call.cx.clone();
-        call.block_on(async move {
+        call.bounded(async move {
             let path = cx.artifact_path(&artifact).await?;
             tokio::fs::read(&path)
                 .await
                 .map_err(|e| ApiError::new("io", format!("{}: {e}", path.display())))
         })
+        .await
     }
 
-    fn write(
+    async fn write(
         &mut self,
         name: String,
         media_type: String,
@@ -231,37 +230,39 @@ impl artifacts::Host for HostState {
         }
         budget.store(left - size, std::sync::atomic::Ordering::Relaxed);
         let cx = call.cx.clone();
-        let stored = call.block_on(async move {
-            cx.artifacts()
-                .put_bytes(&data, &media_type, Some(&name))
-                .await
-        })?;
+        let stored = call
+            .bounded(async move {
+                cx.artifacts()
+                    .put_bytes(&data, &media_type, Some(&name))
+                    .await
+            })
+            .await?;
         Ok(stored.to_value().to_string())
     }
 }
 
 impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, PluginError> {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.block_on(kv.get(&key))
+        call.bounded(kv.get(&key)).await
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), PluginError> {
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.block_on(kv.set(&key, &value))
+        call.bounded(kv.set(&key, &value)).await
     }
 
-    fn delete(&mut self, key: String) -> Result<bool, PluginError> {
+    async fn delete(&mut self, key: String) -> Result<bool, PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.block_on(kv.delete(&key))
+        call.bounded(kv.delete(&key)).await
     }
 
-    fn keys(&mut self, prefix: String) -> Result<Vec<String>, PluginError> {
+    async fn keys(&mut self, prefix: String) -> Result<Vec<String>, PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.block_on(kv.keys(&prefix))
+        call.bounded(kv.keys(&prefix)).await
     }
 }

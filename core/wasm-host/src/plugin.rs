@@ -127,9 +127,11 @@ impl Inner {
             path: path.to_owned(),
             message,
         };
-        let described = plugin
-            .quick(|p, store| p.call_describe(store))
-            .map_err(|e| describe_error(e.message))?;
+        let described = match plugin.quick(Quick::Describe) {
+            Ok(Answer::Described(d)) => d,
+            Ok(Answer::Validated(_)) => return Err(describe_error("no descriptor".to_owned())),
+            Err(e) => return Err(describe_error(e.message)),
+        };
         let mut descriptor = convert_descriptor(described).map_err(describe_error)?;
         permissions.sort();
         descriptor.permissions = permissions;
@@ -186,33 +188,43 @@ impl Inner {
         (store, stdout, stderr)
     }
 
-    /// A `describe` or `validate` call: no grants, short deadline.
-    fn quick<T>(
-        &self,
-        f: impl FnOnce(&bindings::Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
-    ) -> Result<T, PluginError> {
-        let (mut store, _out, err) = self.store(
-            None,
-            false,
-            Instant::now() + QUICK_CALL,
-            CancellationToken::new(),
-        );
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&instance, &mut store));
-        result.map_err(|e| {
-            classify(
-                e,
-                &String::from_utf8_lossy(&err.contents()),
-                QUICK_CALL,
-                &self.shared.config,
-            )
+    /// A `describe` or `validate` call from synchronous code: no grants, a short deadline.
+    /// It runs to its end on a thread of its own, so it works inside or outside tokio.
+    fn quick(&self, what: Quick) -> Result<Answer, PluginError> {
+        let deadline = Instant::now() + QUICK_CALL;
+        let stop = CancellationToken::new();
+        let call = async {
+            let (mut store, _out, err) = self.store(None, false, deadline, stop.clone());
+            let result = async {
+                let instance = self.pre.instantiate_async(&mut store).await?;
+                Ok(match &what {
+                    Quick::Describe => Answer::Described(instance.call_describe(&mut store).await?),
+                    Quick::Validate(config) => {
+                        Answer::Validated(instance.call_validate(&mut store, config).await?)
+                    }
+                })
+            };
+            let result = within(deadline, &stop, result).await;
+            result.map_err(|e| {
+                classify(
+                    e,
+                    &String::from_utf8_lossy(&err.contents()),
+                    QUICK_CALL,
+                    &self.shared.config,
+                )
+            })
+        };
+        let runtime = quick_runtime()?;
+        std::thread::scope(|s| {
+            s.spawn(|| runtime.block_on(call))
+                .join()
+                .unwrap_or_else(|panic| Err(PluginError::from_panic(panic.as_ref())))
         })
     }
 
-    /// One `run`, on the calling (blocking) thread.
-    fn run_blocking(
+    /// One `run`. The call ends at its deadline or on cancellation even while the guest
+    /// waits in a host call (a WASI sleep, `llm.generate`): its future is dropped then.
+    async fn run_call(
         &self,
         config: String,
         inputs: String,
@@ -222,11 +234,12 @@ impl Inner {
         let deadline = call.deadline;
         let stop = call.stop.clone();
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let (mut store, out, err) = self.store(Some(call), clock, deadline, stop);
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_run(&mut store, &config, &inputs));
+        let (mut store, out, err) = self.store(Some(call), clock, deadline, stop.clone());
+        let result = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &config, &inputs).await
+        };
+        let result = within(deadline, &stop, result).await;
         let stdout = String::from_utf8_lossy(&out.contents()).into_owned();
         let stderr = String::from_utf8_lossy(&err.contents()).into_owned();
         if let Some(call) = store.into_data().call {
@@ -248,6 +261,50 @@ impl Inner {
             Err(e) => Err(classify(e, &stderr, timeout, &self.shared.config)),
         }
     }
+}
+
+/// What a quick call asks.
+enum Quick {
+    Describe,
+    Validate(String),
+}
+
+/// What a quick call answered.
+enum Answer {
+    Described(bindings::Descriptor),
+    Validated(Vec<bindings::ConfigIssue>),
+}
+
+/// `call`, or the reason it was stopped: the deadline passed or `stop` was cancelled. The
+/// epoch deadline stops a guest that computes; this stops one that waits.
+async fn within<T>(
+    deadline: Instant,
+    stop: &CancellationToken,
+    call: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    tokio::select! {
+        r = call => r,
+        _ = tokio::time::sleep_until(deadline.into()) => Err(Interrupted::Deadline.into()),
+        _ = stop.cancelled() => Err(Interrupted::Cancelled.into()),
+    }
+}
+
+/// Drives `describe` and `validate`, which are called from synchronous code (loading a
+/// component, compiling a workflow) that may itself run inside another tokio runtime.
+fn quick_runtime() -> Result<&'static tokio::runtime::Runtime, PluginError> {
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("wasm-quick")
+                .enable_time()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| PluginError::new("unavailable", format!("cannot start a runtime: {e}")))
 }
 
 /// Forwards captured output to the step log, one line per entry.
@@ -273,10 +330,10 @@ impl Plugin for WasmPlugin {
     }
 
     fn validate(&self, config: &Value) -> Result<(), Vec<ConfigIssue>> {
-        let text = config.to_string();
-        match self.inner.quick(|p, store| p.call_validate(store, &text)) {
-            Ok(issues) if issues.is_empty() => Ok(()),
-            Ok(issues) => Err(issues
+        match self.inner.quick(Quick::Validate(config.to_string())) {
+            Ok(Answer::Validated(issues)) if issues.is_empty() => Ok(()),
+            Ok(Answer::Described(_)) => Ok(()),
+            Ok(Answer::Validated(issues)) => Err(issues
                 .into_iter()
                 .map(|i| ConfigIssue {
                     pointer: i.pointer,
@@ -302,7 +359,6 @@ impl Plugin for WasmPlugin {
         let _guard = StopOnDrop(stop.clone());
         let call = CallContext {
             cx: cx.clone(),
-            handle: tokio::runtime::Handle::current(),
             plugin: inner.descriptor.name.clone(),
             readable,
             deadline: Instant::now() + inner.shared.config.timeout,
@@ -313,9 +369,12 @@ impl Plugin for WasmPlugin {
         let Ok(slot) = inner.shared.slots.clone().acquire_owned().await else {
             return Err(PluginError::cancelled());
         };
+        // The guest computes on a blocking thread, not on one of tokio's workers; its host
+        // calls still run on the runtime.
+        let handle = tokio::runtime::Handle::current();
         let joined = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            inner.run_blocking(config.to_string(), inputs.to_string(), call)
+            handle.block_on(inner.run_call(config.to_string(), inputs.to_string(), call))
         })
         .await;
         match joined {

@@ -92,7 +92,10 @@ fn pool(config: &WasmConfig) -> PoolingAllocationConfig {
         .pagemap_scan(Enabled::Auto)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT / 16)
-        .decommit_batch_size(8);
+        .decommit_batch_size(8)
+        // Calls are async (they run on fiber stacks) so the host can drop one at its
+        // deadline; one stack per instance.
+        .total_stacks(POOL_INSTANCES);
     pool
 }
 
@@ -135,7 +138,7 @@ impl WasmRuntime {
             }
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         PluginWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;

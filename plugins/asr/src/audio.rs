@@ -4,7 +4,9 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::time::Duration;
 
+use mediaflow_plugin_api::format_duration;
 use rubato::{FftFixedIn, Resampler};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
@@ -34,6 +36,12 @@ pub enum AudioError {
     Corrupt { path: String, reason: String },
     #[error("{path} holds no audio samples")]
     NoSamples { path: String },
+    #[error("{path} is {length} long, over the step's `max_duration` of {limit}")]
+    TooLong {
+        path: String,
+        length: String,
+        limit: String,
+    },
 }
 
 impl AudioError {
@@ -44,6 +52,7 @@ impl AudioError {
             AudioError::Unsupported { .. } => "unsupported_audio",
             AudioError::Corrupt { .. } => "corrupt_audio",
             AudioError::NoSamples { .. } => "empty_audio",
+            AudioError::TooLong { .. } => "too_long",
         }
     }
 
@@ -54,6 +63,9 @@ impl AudioError {
             ),
             AudioError::Corrupt { .. } => {
                 Some("the file is damaged or truncated; export it again from the source")
+            }
+            AudioError::TooLong { .. } => {
+                Some("raise the step's `max_duration:`, or cut the audio into parts")
             }
             _ => None,
         }
@@ -76,8 +88,15 @@ impl Decoded {
 }
 
 /// Decodes `path` to 16 kHz mono. Errors call the file `label` (its name as the user knows
-/// it); `hints` are file extensions or media types, if known.
-pub fn load(path: &Path, label: &str, hints: &[&str]) -> Result<Decoded, AudioError> {
+/// it); `hints` are file extensions or media types, if known. Audio longer than
+/// `max_duration` is refused: by the length its header declares before decoding, and by
+/// the samples decoded so far for a file whose header does not say.
+pub fn load(
+    path: &Path,
+    label: &str,
+    hints: &[&str],
+    max_duration: Option<Duration>,
+) -> Result<Decoded, AudioError> {
     let display = label.to_owned();
     let file = File::open(path).map_err(|source| AudioError::Io {
         path: display.clone(),
@@ -87,7 +106,7 @@ pub fn load(path: &Path, label: &str, hints: &[&str]) -> Result<Decoded, AudioEr
     if len == 0 {
         return Err(AudioError::Empty { path: display });
     }
-    let (mono, rate, channels, codec) = decode_mono(file, hints, &display)?;
+    let (mono, rate, channels, codec) = decode_mono(file, hints, &display, max_duration)?;
     if mono.is_empty() {
         return Err(AudioError::NoSamples { path: display });
     }
@@ -107,7 +126,13 @@ fn decode_mono(
     file: File,
     hints: &[&str],
     display: &str,
+    max_duration: Option<Duration>,
 ) -> Result<(Vec<f32>, u32, usize, String), AudioError> {
+    let too_long = |seconds: f64, limit: Duration| AudioError::TooLong {
+        path: display.to_owned(),
+        length: format_duration(Duration::from_secs_f64(seconds.max(0.0))),
+        limit: format_duration(limit),
+    };
     let unsupported = |reason: String| AudioError::Unsupported {
         path: display.to_owned(),
         reason,
@@ -150,6 +175,12 @@ fn decode_mono(
     let declared_frames = track.codec_params.n_frames.unwrap_or(0);
     let mut rate = track.codec_params.sample_rate.unwrap_or(0);
     let mut channels = track.codec_params.channels.map(|c| c.count()).unwrap_or(0);
+    if let Some(limit) = max_duration.filter(|_| rate > 0 && declared_frames > 0) {
+        let seconds = declared_frames as f64 / rate as f64;
+        if seconds > limit.as_secs_f64() {
+            return Err(too_long(seconds, limit));
+        }
+    }
 
     let mut mono: Vec<f32> = Vec::new();
     let mut buf: Option<SampleBuffer<f32>> = None;
@@ -199,6 +230,12 @@ fn decode_mono(
                     );
                 }
                 good += 1;
+                if let Some(limit) = max_duration.filter(|_| rate > 0) {
+                    let seconds = mono.len() as f64 / rate as f64;
+                    if seconds > limit.as_secs_f64() {
+                        return Err(too_long(seconds, limit));
+                    }
+                }
             }
             Err(SymphoniaError::DecodeError(e)) => {
                 bad += 1;
@@ -318,12 +355,12 @@ mod tests {
         let empty = dir.path().join("empty.wav");
         std::fs::write(&empty, b"").unwrap();
         assert!(matches!(
-            load(&empty, "empty.wav", &[]),
+            load(&empty, "empty.wav", &[], None),
             Err(AudioError::Empty { .. })
         ));
         let junk = dir.path().join("junk.mp3");
         std::fs::write(&junk, b"this is not audio at all, just text in a file").unwrap();
-        let err = load(&junk, "junk.mp3", &["mp3"]).unwrap_err();
+        let err = load(&junk, "junk.mp3", &["mp3"], None).unwrap_err();
         assert!(
             matches!(
                 err,

@@ -152,6 +152,15 @@ impl TypedPlugin for Transcribe {
                     .with_help("use a multilingual model such as `whisper-base`"),
             );
         }
+        if settings.max_duration().is_none() {
+            issues.push(
+                ConfigIssue::new(
+                    "/max_duration",
+                    format!("`{}` is not a duration", settings.max_duration),
+                )
+                .with_help("write it like `90m`, `4h` or `45s`"),
+            );
+        }
         issues
     }
 
@@ -169,9 +178,10 @@ impl TypedPlugin for Transcribe {
             Some(name) => format!("{name} (artifact {})", &artifact.sha256[..12]),
             None => format!("artifact {}", &artifact.sha256[..12]),
         };
+        let max_duration = settings.max_duration();
         let decoded = tokio::task::spawn_blocking(move || {
             let hints: Vec<&str> = hints.iter().map(String::as_str).collect();
-            audio::load(&audio_path, &label, &hints)
+            audio::load(&audio_path, &label, &hints, max_duration)
         })
         .await
         .map_err(|e| PluginError::new("decode", format!("the decoder died: {e}")).retryable())??;

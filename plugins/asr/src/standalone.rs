@@ -110,7 +110,8 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("");
-    let decoded = audio::load(Path::new(file), file, &[ext]).map_err(|e| e.to_string())?;
+    let decoded = audio::load(Path::new(file), file, &[ext], settings.max_duration())
+        .map_err(|e| e.to_string())?;
     let decode = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

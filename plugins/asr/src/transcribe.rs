@@ -57,6 +57,10 @@ pub struct Settings {
     /// unlikely (whisper's default); off = faster, fully deterministic.
     #[serde(default)]
     pub temperature_fallback: Option<bool>,
+    /// Refuse audio longer than this (`90m`, `4h`): a longer file fails the step at once
+    /// with `too_long` instead of occupying the transcriber for hours.
+    #[serde(default = "default_max_duration")]
+    pub max_duration: String,
 }
 
 impl Default for Settings {
@@ -72,6 +76,7 @@ impl Default for Settings {
             audio_ctx: None,
             max_segment_chars: None,
             temperature_fallback: None,
+            max_duration: default_max_duration(),
         }
     }
 }
@@ -95,6 +100,16 @@ fn default_language() -> String {
 }
 fn default_beam() -> u32 {
     5
+}
+fn default_max_duration() -> String {
+    "4h".into()
+}
+
+impl Settings {
+    /// `max_duration` as a duration (`check` has refused one that does not parse).
+    pub fn max_duration(&self) -> Option<std::time::Duration> {
+        mediaflow_plugin_api::parse_duration(&self.max_duration)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

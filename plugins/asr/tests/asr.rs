@@ -128,6 +128,7 @@ steps:
   text: {{ uses: audio.transcribe, with: {{ audio: "${{{{ inputs.text }}}}", model: {MODEL} }} }}
   damaged: {{ uses: audio.transcribe, with: {{ audio: "${{{{ inputs.damaged }}}}", model: {MODEL} }} }}
   good: {{ uses: audio.transcribe, with: {{ audio: "${{{{ inputs.good }}}}", model: {MODEL}, beam_size: 1 }} }}
+  long: {{ uses: audio.transcribe, with: {{ audio: "${{{{ inputs.good }}}}", model: {MODEL}, max_duration: 1s }} }}
 "#
     );
     let inputs = json!({"empty": refs[0], "text": refs[1], "damaged": refs[2], "good": refs[3]});
@@ -145,6 +146,12 @@ steps:
             "notes.mp3",
         ),
         ("damaged", &["corrupt_audio"][..], "damaged.flac (artifact"),
+        // The speech lasts about two seconds: over a `max_duration` of 1 s.
+        (
+            "long",
+            &["too_long"][..],
+            "long, over the step's `max_duration` of 1s",
+        ),
     ];
     for (step, codes, words) in expect {
         let s = &r.steps[step];
@@ -261,6 +268,8 @@ fn bad_settings_are_compile_errors() {
         let err = compile("model: whisper-tiny.en, translate: true");
         assert!(err.contains("English-only models cannot"), "{err}");
         assert!(err.contains("bad.yaml:5:"), "{err}");
+        let err = compile("max_duration: forever");
+        assert!(err.contains("`forever` is not a duration"), "{err}");
         sup.shutdown().await;
         h.cleanup().await;
     });

@@ -46,6 +46,17 @@ async fn llm_harness(models: &Path) -> (Harness, Arc<Supervisor>) {
     (h, sup)
 }
 
+/// [`llm_harness`] that also loads WebAssembly plugins, and the path of the `capable` test
+/// guest, which calls the model through its `llm` import.
+async fn wasm_llm_harness() -> (Harness, Arc<Supervisor>, PathBuf) {
+    use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
+    let (mut h, sup) = llm_harness(&models_dir()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    h.registry
+        .add_loader("wasm", Arc::new(WasmLoader { runtime }));
+    (h, sup, mediaflow_tests::guests::guest("capable"))
+}
+
 fn no_cache() -> EngineOptions {
     EngineOptions {
         no_cache: true,
@@ -259,13 +270,8 @@ steps:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_plugin_granted_llm_calls_the_model_and_one_not_granted_is_refused() {
-    use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
     require_model();
-    let (mut h, sup) = llm_harness(&models_dir()).await;
-    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
-    h.registry
-        .add_loader("wasm", Arc::new(WasmLoader { runtime }));
-    let capable = mediaflow_tests::guests::guest("capable");
+    let (h, sup, capable) = wasm_llm_harness().await;
     let flow = format!(
         r#"
 steps:
@@ -315,6 +321,29 @@ async fn a_step_timeout_stops_the_generation_inside_the_process() {
     let long = format!(
         "steps:\n  long: {{ uses: llm.generate, timeout: 1s, with: {{ model: {MODEL}, raw: true, prompt: \"1, 2, 3, 4, 5,\", max_tokens: 2000, temperature: 0 }} }}\n"
     );
+    a_timeout_cancels_the_generation(&h, &sup, &long).await;
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+/// The same through a WebAssembly plugin's `llm` import: the step's timeout drops the
+/// guest's call while it waits for the model, and `Cancel` reaches the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_timeout_stops_a_wasm_plugins_generation_inside_the_process() {
+    require_model();
+    let (h, sup, capable) = wasm_llm_harness().await;
+    let long = format!(
+        "steps:\n  long: {{ uses: \"wasm:{}\", timeout: 1s, permissions: [llm], with: {{ use: llm, model: {MODEL}, raw: true, prompt: \"1, 2, 3, 4, 5,\", max_tokens: 2000 }} }}\n",
+        capable.display()
+    );
+    a_timeout_cancels_the_generation(&h, &sup, &long).await;
+    sup.shutdown().await;
+    h.cleanup().await;
+}
+
+/// Runs `long` (a step `long` that generates far past its 1 s timeout), then a short
+/// generation: it must start at once on the same process.
+async fn a_timeout_cancels_the_generation(h: &Harness, sup: &Supervisor, long: &str) {
     let short = format!(
         "steps:\n  g: {{ uses: llm.generate, with: {{ model: {MODEL}, raw: true, prompt: \"1, 2, 3,\", max_tokens: 8, temperature: 0 }} }}\n"
     );
@@ -331,12 +360,13 @@ async fn a_step_timeout_stops_the_generation_inside_the_process() {
     );
 
     let timed_out = h
-        .run_with(&long, json!({}), no_cache(), RunControl::default())
+        .run_with(long, json!({}), no_cache(), RunControl::default())
         .await;
     assert_eq!(timed_out.steps["long"].status, StepStatus::Failed);
     assert_eq!(
         timed_out.steps["long"].error.as_ref().unwrap()["code"],
-        "timeout"
+        "timeout",
+        "{timed_out:?}"
     );
     let started = std::time::Instant::now();
     let next = h
@@ -350,6 +380,4 @@ async fn a_step_timeout_stops_the_generation_inside_the_process() {
         "the next call took {waited:?}; the abandoned generation would take {full_generation:?}"
     );
     assert_eq!(sup.starts(), 1, "stopped by Cancel, not by a restart");
-    sup.shutdown().await;
-    h.cleanup().await;
 }

@@ -1,5 +1,6 @@
 //! A plugin process for the process-host tests: `proc.echo` (sleeps, logs, reports
-//! progress, echoes), `proc.upper` (reads a text artifact, writes it upper-cased as a new
+//! progress, echoes; with `ignore_cancel` it sleeps through a cancel, as a stuck plugin
+//! would), `proc.upper` (reads a text artifact, writes it upper-cased as a new
 //! artifact) and `proc.abort` (kills its own process).
 
 use std::sync::Arc;
@@ -44,7 +45,9 @@ impl Plugin for Echo {
         let started_ms = unix_ms();
         cx.info(&format!("echo in pid {}", std::process::id()));
         cx.progress(0.5, Some("half way"));
-        if ms > 0 {
+        if config["ignore_cancel"].as_bool() == Some(true) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        } else if ms > 0 {
             let started = std::time::Instant::now();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
@@ -141,7 +144,7 @@ async fn main() {
         .output(Port::new("pid", ValueType::Integer))
         .output(Port::new("started_ms", ValueType::Integer))
         .output(Port::new("finished_ms", ValueType::Integer))
-        .schema(json!({"type": "object", "properties": {"value": {}, "ms": {"type": "integer"}}, "additionalProperties": false}));
+        .schema(json!({"type": "object", "properties": {"value": {}, "ms": {"type": "integer"}, "ignore_cancel": {"type": "boolean"}}, "additionalProperties": false}));
     let upper = Descriptor::new("proc.upper", "1.0.0", "upper-case a text artifact")
         .input(Port::new("file", ValueType::File).required())
         .output(Port::new("file", ValueType::File))

@@ -31,3 +31,19 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 pub fn workflows() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
 }
+
+/// An executable the workspace builds beside `mediaflow` (`mediaflow-llm`,
+/// `testplugin-proc`…); fails the test, saying how to build it, when it is missing.
+#[allow(dead_code)] // not every test binary needs one
+pub fn built_beside(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_mediaflow"))
+        .parent()
+        .expect("target dir")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first (`cargo test --workspace --no-run`, as scripts/test.sh does)",
+        path.display()
+    );
+    path
+}

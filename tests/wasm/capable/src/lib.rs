@@ -18,6 +18,12 @@ struct Config {
     /// `use: llm`: the prompt.
     #[serde(default = "default_prompt")]
     prompt: String,
+    /// `use: llm`: the most tokens to generate.
+    #[serde(default = "default_max_tokens")]
+    max_tokens: u32,
+    /// `use: llm`: send the prompt as is, without the chat template.
+    #[serde(default)]
+    raw: bool,
     /// `use: artifacts`: the file to upper-case.
     #[serde(default)]
     file: Option<File>,
@@ -25,6 +31,10 @@ struct Config {
 
 fn default_model() -> String {
     "smollm2-135m-instruct".to_owned()
+}
+
+fn default_max_tokens() -> u32 {
+    16
 }
 
 fn default_prompt() -> String {
@@ -76,7 +86,8 @@ impl Plugin for Capable {
                 let out = llm::generate(&json!({
                     "model": config.model,
                     "prompt": config.prompt,
-                    "max_tokens": 16,
+                    "max_tokens": config.max_tokens,
+                    "raw": config.raw,
                     "temperature": 0.0,
                 }))?;
                 Ok(Output {

@@ -10,12 +10,16 @@ struct Config {
     /// How to attack the sandbox.
     #[serde(default)]
     attack: Option<Attack>,
+    /// `attack: sleep`: how long, in milliseconds (default an hour).
+    #[serde(default)]
+    ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Attack {
     Loop,
+    Sleep,
     Memory,
     Passwd,
     Env,
@@ -53,6 +57,12 @@ fn denied(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new("denied", format!("{what}: {e}"))
 }
 
+/// An I/O error the plugin got, with its kind, so tests can tell the host's refusal
+/// (`PermissionDenied`) from an operation the guest cannot even attempt (`Unsupported`).
+fn refused(what: &str, e: std::io::Error) -> Error {
+    Error::new("denied", format!("{what}: {e} [kind: {:?}]", e.kind()))
+}
+
 impl Plugin for Hostile {
     type Config = Config;
     type Output = Output;
@@ -74,6 +84,12 @@ impl Plugin for Hostile {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
+            Attack::Sleep => {
+                // Blocks in a WASI call (a monotonic-clock pollable), not in wasm code.
+                let ms = config.ms.unwrap_or(3_600_000);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(Output::default())
+            }
             Attack::Memory => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
@@ -83,7 +99,7 @@ impl Plugin for Hostile {
             }
             Attack::Passwd => match std::fs::read_to_string("/etc/passwd") {
                 Ok(text) => Ok(leaked(text)),
-                Err(e) => Err(denied("reading /etc/passwd", e)),
+                Err(e) => Err(refused("reading /etc/passwd", e)),
             },
             Attack::Env => {
                 let vars: Vec<(String, String)> = std::env::vars().collect();
@@ -101,7 +117,7 @@ impl Plugin for Hostile {
             }
             Attack::Network => match std::net::TcpStream::connect("127.0.0.1:5432") {
                 Ok(_) => Ok(leaked("connected to 127.0.0.1:5432")),
-                Err(e) => Err(denied("connecting to 127.0.0.1:5432", e)),
+                Err(e) => Err(refused("connecting to 127.0.0.1:5432", e)),
             },
             Attack::Panic => panic!("hostile plugin panicked on purpose"),
             Attack::Exit => std::process::exit(3),
