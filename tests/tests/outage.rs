@@ -36,6 +36,7 @@ fn pg_ctl_ok(action: &str) -> bool {
         c
     };
     cmd.args(["--skip-systemctl-redirect", f[0], f[1], action])
+        .stdout(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
@@ -66,7 +67,7 @@ fn flow(prefix: &str) -> String {
 steps:
   a: {{ uses: test.probe, with: {{ key: {prefix}a, ms: 1500 }} }}
   b: {{ uses: test.probe, needs: [a], with: {{ key: {prefix}b, ms: 1500 }} }}
-  c: {{ uses: test.probe, needs: [b], with: {{ key: {prefix}c, ms: 1500 }} }}
+  c: {{ uses: test.probe, needs: [b], with: {{ key: {prefix}c, ms: 3000 }} }}
   fan:
     uses: test.probe
     for_each: [1, 2, 3, 4, 5, 6]
@@ -96,14 +97,18 @@ async fn runs_ride_out_a_postgresql_restart_and_resume_after_an_outage() {
     let h = Harness::new(Db::Postgres).await;
     let _restart = StartOnDrop;
 
-    // 1. A restart in the middle of the run: statements are retried, the run completes and
-    //    every step ran exactly once.
+    // 1. A restart in the middle of the run, then an outage of 12 s — longer than the
+    //    pool's 10 s wait for a connection, so only retrying statements carries the run
+    //    over it: the run completes and every step ran exactly once.
     let engine = h.engine(no_cache(None));
     let plan = h.plan(&flow(""));
     let run =
         tokio::spawn(async move { engine.run(plan, Map::new(), RunControl::default()).await });
     tokio::time::sleep(Duration::from_millis(800)).await;
     pg_ctl("restart");
+    pg_ctl("stop");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    pg_ctl("start");
     let report = run.await.unwrap().expect("the run outlives the restart");
     assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
     for key in KEYS {

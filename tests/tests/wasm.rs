@@ -148,24 +148,24 @@ steps:
 }
 
 /// A step's `timeout:` stops the guest itself, whether it computes (`loop`) or waits in a
-/// WASI call (`sleep`: an hour in `std::thread::sleep`), and the thread it ran on is free
-/// again. The runtime has one blocking thread: while a guest held it, nothing else could
-/// run there (and the process could not exit).
+/// WASI call (`sleep`: an hour in `std::thread::sleep`): its call gives its slot (and its
+/// blocking thread) back, so the process could exit. Nothing here waits for a guest that
+/// did not stop: failures are collected, and the runtime is shut down without waiting.
 #[test]
 fn a_step_timeout_stops_a_spinning_or_sleeping_plugin() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    let problems: Vec<String> = runtime.block_on(async {
+        let mut problems = Vec::new();
         // The host's own deadline is far away: the step's `timeout:` must reach the sandbox.
         let config = WasmConfig {
             timeout: Duration::from_secs(600),
             ..limits()
         };
-        let (h, _rt) = harness(Db::Sqlite, config).await;
+        let (h, wasm) = harness(Db::Sqlite, config).await;
         let hostile = uses("hostile");
         for attack in ["loop", "sleep"] {
             let r = h
@@ -174,46 +174,59 @@ fn a_step_timeout_stops_a_spinning_or_sleeping_plugin() {
                     json!({}),
                 )
                 .await;
-            assert_eq!(r.steps["stuck"].status, StepStatus::Failed, "{attack}");
-            assert_eq!(error_of(&r, "stuck")["code"], "timeout", "{attack}");
-            let free = tokio::time::timeout(
-                Duration::from_secs(30),
-                tokio::task::spawn_blocking(|| ()),
-            )
-            .await;
-            assert!(
-                free.is_ok(),
-                "{attack}: the guest still holds the blocking thread after its step timed out"
-            );
+            let code = error_of(&r, "stuck")["code"].clone();
+            if code != "timeout" {
+                problems.push(format!("{attack}: the step ended with {code}, not timeout"));
+            }
+            if !stops(&wasm).await {
+                problems.push(format!("{attack}: the guest still runs after its step timed out"));
+            }
         }
         // The host's own deadline stops a sleeping guest too, with its reason.
         let config = WasmConfig {
             timeout: Duration::from_millis(300),
             ..limits()
         };
-        let (h2, _rt2) = harness(Db::Sqlite, config).await;
+        let (h2, wasm2) = harness(Db::Sqlite, config).await;
         let r = h2
             .run(
-                &format!("steps:\n  stuck: {{ uses: \"{hostile}\", with: {{ attack: sleep }} }}\n"),
+                // (The step's own timeout only bounds the test if the host's deadline fails.)
+                &format!("steps:\n  stuck: {{ uses: \"{hostile}\", timeout: 20s, with: {{ attack: sleep }} }}\n"),
                 json!({}),
             )
             .await;
         let e = error_of(&r, "stuck");
-        assert_eq!(e["code"], "timeout", "{e}");
-        assert!(e["message"].as_str().unwrap().contains("deadline"), "{e}");
+        if e["code"] != "timeout" || !e["message"].as_str().unwrap_or("").contains("300ms deadline") {
+            problems.push(format!("the host's deadline: {e}"));
+        }
+        if !stops(&wasm2).await {
+            problems.push("the host's deadline did not stop the sleeping guest".to_owned());
+        }
         h.cleanup().await;
         h2.cleanup().await;
+        problems
     });
-    // Dropping a runtime waits for its blocking threads: this returns only if the guests
-    // really stopped.
-    drop(runtime);
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    assert!(problems.is_empty(), "{problems:#?}");
 }
 
-/// More calls at once than the instance pool holds (128): 112 run, the rest wait for a
-/// slot instead of failing, so 140 calls of 400 ms take at least two rounds.
+/// Whether every call of `runtime` has ended within ten seconds.
+async fn stops(runtime: &WasmRuntime) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runtime.running_calls() > 0 {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// More calls at once than the instance pool holds (128): at most 112 run, the rest wait
+/// for a slot instead of failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_the_slot_limit_wait_for_a_slot() {
-    let (h, _rt) = harness(Db::Sqlite, limits()).await;
+    let (h, wasm) = harness(Db::Sqlite, limits()).await;
     let hostile = uses("hostile");
     let yaml = format!(
         "inputs: {{ items: list }}\nsteps:\n  many:\n    uses: \"{hostile}\"\n    for_each: ${{{{ inputs.items }}}}\n    with: {{ attack: sleep, ms: 400 }}\n"
@@ -224,7 +237,16 @@ async fn calls_beyond_the_slot_limit_wait_for_a_slot() {
         ..Default::default()
     };
     let items: Vec<u32> = (0..140).collect();
-    let started = std::time::Instant::now();
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sampler = tokio::spawn({
+        let (wasm, peak) = (wasm.clone(), peak.clone());
+        async move {
+            loop {
+                peak.fetch_max(wasm.running_calls(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
     let r = h
         .run_with(
             &yaml,
@@ -233,7 +255,7 @@ async fn calls_beyond_the_slot_limit_wait_for_a_slot() {
             mediaflow_engine::RunControl::default(),
         )
         .await;
-    let took = started.elapsed();
+    sampler.abort();
     assert_eq!(
         r.status,
         RunStatus::Succeeded,
@@ -241,10 +263,9 @@ async fn calls_beyond_the_slot_limit_wait_for_a_slot() {
         r.steps["many"].error
     );
     assert_eq!(r.steps["many"].outputs.as_array().unwrap().len(), 140);
-    assert!(
-        took >= Duration::from_millis(800),
-        "140 calls of 400 ms in {took:?}: more than 112 ran at once"
-    );
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(peak > 100, "the calls ran side by side (peak {peak})");
+    assert!(peak <= 112, "{peak} calls ran at once");
     h.cleanup().await;
 }
 

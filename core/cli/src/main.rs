@@ -229,8 +229,15 @@ async fn finish(
     json: bool,
     display: Option<tokio::task::JoinHandle<()>>,
 ) -> Result<(), Failure> {
-    if let Some(d) = display {
-        let _ = d.await;
+    if let Some(mut d) = display {
+        // The display ends when every event sender is gone; a plugin that never stopped
+        // may keep one, so the run's end does not wait on it for long.
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut d)
+            .await
+            .is_err()
+        {
+            d.abort();
+        }
     }
     if json {
         println!(
@@ -404,7 +411,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(main_inner(cli)) {
+    let result = runtime.block_on(main_inner(cli));
+    // Work a plugin left behind on a blocking thread (one that ignored its cancel) must
+    // not keep the process alive after the run has ended.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", f.report);

@@ -59,21 +59,35 @@ pub(crate) struct LogLine {
     pub message: String,
 }
 
-/// Writes log lines in order on one task; `finish` waits until all are stored.
+/// Writes log lines in order on one task; `finish` stores what was sent before it and
+/// ends the writer, even while a plugin that never stopped (a native plugin ignoring its
+/// cancel, a stuck thread) still holds a sender: its later lines are dropped.
 pub(crate) struct LogWriter {
     tx: mpsc::UnboundedSender<LogLine>,
+    done: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl LogWriter {
     pub fn start(store: Store, run_id: String) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
+        let done = tokio_util::sync::CancellationToken::new();
+        let finished = done.clone();
         let task = tokio::spawn(async move {
             // A log line that cannot be stored must not fail the run. Once the store has
             // stayed unreachable past its retries, the rest are dropped rather than each
             // waiting out the outage again.
             let mut down = false;
-            while let Some(l) = rx.recv().await {
+            loop {
+                let line = tokio::select! {
+                    biased;
+                    l = rx.recv() => l,
+                    _ = finished.cancelled() => {
+                        rx.close();
+                        rx.recv().await
+                    }
+                };
+                let Some(l) = line else { break };
                 if down {
                     continue;
                 }
@@ -85,7 +99,7 @@ impl LogWriter {
                 }
             }
         });
-        LogWriter { tx, task }
+        LogWriter { tx, done, task }
     }
 
     pub fn sender(&self) -> mpsc::UnboundedSender<LogLine> {
@@ -94,6 +108,7 @@ impl LogWriter {
 
     pub async fn finish(self) {
         drop(self.tx);
+        self.done.cancel();
         let _ = self.task.await;
     }
 }

@@ -158,6 +158,12 @@ impl WasmRuntime {
         &self.shared.config
     }
 
+    /// `run` calls executing now (each holds one of the 112 slots until its guest has
+    /// really stopped, not merely until its step gave up on it).
+    pub fn running_calls(&self) -> usize {
+        RUN_SLOTS - self.shared.slots.available_permits()
+    }
+
     /// Loads a component file; `pin` is an expected sha256 (hex). The same bytes load once.
     pub fn load_file(&self, path: &Path, pin: Option<&str>) -> Result<Arc<WasmPlugin>, WasmError> {
         let display = path.display().to_string();
