@@ -29,11 +29,12 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Starts `mediaflow run FLOW` in `dir` and waits until step `slow` is running.
+#[allow(clippy::zombie_processes)] // the caller waits for the child it gets back
 fn start(dir: &Path, flow: &str) -> (Child, Store, String) {
     let file = dir.join("flow.yaml");
     std::fs::write(&file, flow).unwrap();
     let data = dir.join("data");
-    let child = bin()
+    let mut child = bin()
         .env("MEDIAFLOW_PLUGINS_DIR", plugin_dir(dir))
         .arg("--data-dir")
         .arg(&data)
@@ -46,7 +47,11 @@ fn start(dir: &Path, flow: &str) -> (Child, Store, String) {
     let rt = rt();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "the run never reached `slow`");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never reached `slow`");
+        }
         std::thread::sleep(Duration::from_millis(50));
         let db = data.join("mediaflow.db");
         if !db.exists() {
