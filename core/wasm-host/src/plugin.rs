@@ -233,7 +233,8 @@ impl Inner {
         let clock = call.cx.is_granted(Permission::Clock);
         let deadline = call.deadline;
         let stop = call.stop.clone();
-        let timeout = deadline.saturating_duration_since(Instant::now());
+        // The host's limit, as configured (a step's shorter `timeout:` is the engine's).
+        let timeout = self.shared.config.timeout;
         let (mut store, out, err) = self.store(Some(call), clock, deadline, stop.clone());
         let result = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
