@@ -109,18 +109,13 @@ impl HostState {
 }
 
 impl CallContext {
-    /// Host async work for the guest, bounded by the call's deadline and cancellation (the
-    /// engine also drops the whole call at the deadline; this makes the guest see why).
-    async fn bounded<T>(
+    /// Host async work for the guest. The call's deadline and cancellation need no check
+    /// here: the whole call is dropped then (see `plugin::within`).
+    async fn host_call<T>(
         &self,
         fut: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, PluginError> {
-        let stop = self.stop.clone();
-        tokio::select! {
-            r = fut => r.map_err(from_api),
-            _ = tokio::time::sleep_until(self.deadline.into()) => Err(error("timeout", "the call's deadline passed during a host call", None)),
-            _ = stop.cancelled() => Err(error("cancelled", "the step was cancelled", None)),
-        }
+        fut.await.map_err(from_api)
     }
 
     fn kv(&self) -> Result<&dyn KeyValue, PluginError> {
@@ -176,7 +171,7 @@ impl llm::Host for HostState {
         })?;
         let cx = call.cx.clone().with_cancel(call.stop.clone());
         let out = call
-            .bounded(async move { llm.generate(request, &cx).await })
+            .host_call(async move { llm.generate(request, &cx).await })
             .await?;
         Ok(out.to_string())
     }
@@ -200,7 +195,7 @@ impl artifacts::Host for HostState {
             ));
         }
         let cx = call.cx.clone();
-        call.bounded(async move {
+        call.host_call(async move {
             let path = cx.artifact_path(&artifact).await?;
             tokio::fs::read(&path)
                 .await
@@ -231,7 +226,7 @@ impl artifacts::Host for HostState {
         budget.store(left - size, std::sync::atomic::Ordering::Relaxed);
         let cx = call.cx.clone();
         let stored = call
-            .bounded(async move {
+            .host_call(async move {
                 cx.artifacts()
                     .put_bytes(&data, &media_type, Some(&name))
                     .await
@@ -245,24 +240,24 @@ impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.bounded(kv.get(&key)).await
+        call.host_call(kv.get(&key)).await
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.bounded(kv.set(&key, &value)).await
+        call.host_call(kv.set(&key, &value)).await
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.bounded(kv.delete(&key)).await
+        call.host_call(kv.delete(&key)).await
     }
 
     async fn keys(&mut self, prefix: String) -> Result<Vec<String>, PluginError> {
         let call = self.granted(Permission::Kv)?;
         let kv = call.kv()?;
-        call.bounded(kv.keys(&prefix)).await
+        call.host_call(kv.keys(&prefix)).await
     }
 }
