@@ -11,10 +11,21 @@ source scripts/setup.sh
 
 workflow=${1:-workflows/podcast-to-article.yaml}
 shift || true
-cargo build --release -p mediaflow-cli -p mediaflow-llm -p mediaflow-asr
+cargo build --release -p mediaflow-cli -p mediaflow-llm -p mediaflow-asr -p mediaflow-onnx
 bin="${CARGO_TARGET_DIR:-target}/release/mediaflow"
 "$bin" models pull smollm2-135m-instruct
 args=("$@")
+case $(basename "$workflow") in
+  image-moderation.yaml)
+    "$bin" models pull open-nsfw
+    if ! printf '%s\n' "$@" | grep -q '^images='; then
+      photos=$(scripts/sample-images.sh)
+      echo "no --input images=@DIR given: using sample photos from $photos"
+      args+=(--input "images=@$photos")
+    fi ;;
+  comment-sentiment.yaml)
+    "$bin" models pull minilm-l6 ;;
+esac
 if [[ $(basename "$workflow") == podcast-to-article.yaml ]]; then
   "$bin" models pull whisper-base
   if ! printf '%s\n' "$@" | grep -q '^audio='; then

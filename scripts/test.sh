@@ -13,10 +13,15 @@ export MEDIAFLOW_NEED_POSTGRES=1
 source scripts/setup.sh
 
 export MEDIAFLOW_MODELS=${MEDIAFLOW_MODELS:-$HOME/.local/share/mediaflow/models}
+export MEDIAFLOW_SAMPLES=${MEDIAFLOW_SAMPLES:-$HOME/.local/share/mediaflow/samples}
 cargo test --workspace --no-run "$@"
-for model in smollm2-135m-instruct whisper-tiny.en; do
+for model in smollm2-135m-instruct whisper-tiny.en open-nsfw minilm-l3 minilm-l6; do
   "${CARGO_TARGET_DIR:-target}/debug/mediaflow" models pull "$model"
 done
+# Real photos for the image tests, and the Python references (onnxruntime, VADER) the
+# parity tests compare against: test-only, in a venv of their own.
+scripts/sample-images.sh >/dev/null
+scripts/reference-venv.sh >/dev/null
 
 cargo test --workspace "$@"
 # The WebAssembly plugins' own unit tests (their logic, compiled natively), and the SDK's.

@@ -9,8 +9,9 @@ use miette::miette;
 use serde_json::{Map, Value};
 
 /// Parses every `--input`. `name=@PATH` imports the file for a `file` input, reads the text
-/// for a `string` input, and reads JSON or YAML for any other input; a plain value is JSON if
-/// it parses, else a string.
+/// for a `string` input, imports every file of a directory (by name, hidden files skipped)
+/// for a `list` input given a directory, and reads JSON or YAML for any other input; a
+/// plain value is JSON if it parses, else a string.
 pub async fn parse(
     raw: &[String],
     plan: &Plan,
@@ -35,6 +36,9 @@ pub async fn parse(
                 std::fs::read_to_string(path)
                     .map_err(|e| miette!("input `{name}`: cannot read {path}: {e}"))?,
             ),
+            (Some(path), Some(ValueType::List)) if Path::new(path).is_dir() => {
+                import_dir(name, Path::new(path), artifacts).await?
+            }
             (Some(path), _) => read_structured(name, Path::new(path))?,
             (None, _) => {
                 serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()))
@@ -43,6 +47,35 @@ pub async fn parse(
         out.insert(name.to_owned(), v);
     }
     Ok(out)
+}
+
+/// Every regular, non-hidden file of `dir`, by name, imported as an artifact.
+async fn import_dir(
+    name: &str,
+    dir: &Path,
+    artifacts: &ArtifactStore,
+) -> Result<Value, miette::Report> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| miette!("input `{name}`: cannot read {}: {e}", dir.display()))?;
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let artifact = artifacts
+            .store_file(&f, None)
+            .await
+            .map_err(|e| miette!("input `{name}`: {e}"))?;
+        out.push(artifact.to_value());
+    }
+    Ok(Value::Array(out))
 }
 
 fn read_structured(name: &str, path: &Path) -> Result<Value, miette::Report> {

@@ -16,6 +16,7 @@ mod inputs;
 mod models;
 mod plugins;
 mod scaffold;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -104,6 +105,11 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: models::ModelsCommand,
+    },
+    /// Train models on your own data: `train classifier` (a text classifier head)
+    Train {
+        #[command(subcommand)]
+        command: train::TrainCommand,
     },
 }
 
@@ -262,6 +268,15 @@ async fn main_inner(cli: Cli) -> Result<(), Failure> {
     if let Command::Plugin { command } = &cli.command {
         return scaffold::run(command).map_err(Failure::from);
     }
+    if let Command::Train { command } = &cli.command {
+        return match train::run(command, &models_dir)? {
+            0 => Ok(()),
+            code => Err(Failure {
+                code,
+                report: miette!("training failed"),
+            }),
+        };
+    }
     if let Some(done) = without_plugins(&cli).await {
         return done;
     }
@@ -387,7 +402,7 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
         Command::Plugins { name, json } => {
             display::print_plugins(plugins, name.as_deref(), *json).map_err(usage)
         }
-        Command::Models { .. } | Command::Plugin { .. } => Ok(()),
+        Command::Models { .. } | Command::Plugin { .. } | Command::Train { .. } => Ok(()),
         Command::Schema => {
             let schema = mediaflow_workflow::schema::workflow_schema(registry);
             println!(

