@@ -589,6 +589,61 @@ mod tests {
         assert!(store.resolve("mine").is_err());
     }
 
+    #[test]
+    fn companions_are_part_of_being_installed_and_shared_ones_outlive_one_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path().to_path_buf()).unwrap();
+        let (l6, l3) = (&store.catalog()["minilm-l6"], &store.catalog()["minilm-l3"]);
+        let tokenizer = &l6.companions[0];
+        assert_eq!(tokenizer.role, "tokenizer");
+        assert_eq!(
+            tokenizer.file, l3.companions[0].file,
+            "one tokenizer file for both"
+        );
+        assert_eq!(store.settings("minilm-l6")["output"], "last_hidden_state");
+        assert!(store.settings("no-such-model").is_null());
+
+        std::fs::write(store.catalog_path(l6), b"onnx").unwrap();
+        std::fs::write(store.catalog_path(l3), b"onnx").unwrap();
+        let missing = store.resolve("minilm-l6").unwrap_err();
+        assert!(
+            matches!(missing, ModelError::NotInstalled { .. }),
+            "{missing:?}"
+        );
+        let e = store.companion("minilm-l6", "tokenizer").unwrap_err();
+        assert!(
+            e.help()
+                .unwrap()
+                .contains("mediaflow models pull minilm-l6"),
+            "{e:?}"
+        );
+        assert!(!store
+            .list()
+            .unwrap()
+            .iter()
+            .any(|l| l.name == "minilm-l6" && l.installed));
+
+        let shared = dir.path().join(&tokenizer.file);
+        std::fs::write(&shared, b"{}").unwrap();
+        assert_eq!(store.resolve("minilm-l6").unwrap(), store.catalog_path(l6));
+        assert_eq!(
+            store.companion("minilm-l6", "tokenizer").unwrap(),
+            Some(shared.clone())
+        );
+        assert_eq!(store.companion("minilm-l6", "labels").unwrap(), None);
+        let verified = store.verify().unwrap();
+        let (_, ok, detail) = verified.iter().find(|(n, _, _)| n == "minilm-l6").unwrap();
+        assert!(
+            !ok && detail.contains("its tokenizer") && detail.contains("changed"),
+            "{detail}"
+        );
+
+        store.remove("minilm-l6").unwrap();
+        assert!(shared.is_file(), "minilm-l3 still uses the tokenizer");
+        store.remove("minilm-l3").unwrap();
+        assert!(!shared.exists(), "the last user removed it");
+    }
+
     /// A converter that only has a name.
     struct Named(String);
 

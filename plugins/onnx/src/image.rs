@@ -446,6 +446,7 @@ mod tests {
         let mut img = RgbImage::from_pixel(40, 20, Rgb([0, 0, 0]));
         for y in 0..20 {
             img.put_pixel(20, y, Rgb([255, 255, 255]));
+            img.put_pixel(21, y, Rgb([255, 255, 255]));
         }
         let mut p = plain();
         p.resize = Resize {
@@ -461,7 +462,7 @@ mod tests {
         let mut out = Vec::new();
         prepare(&img, &p, &mut out).unwrap();
         assert_eq!(out.len(), 4 * 4 * 3);
-        // resized to 20×10, crop starts at x = 8: the white column (x = 10) is at 2
+        // resized to 20×10, crop starts at x = 8: the white band (x = 10) is at 2
         assert_eq!(out[2 * 3], 255.0);
         p.crop = Some(Size {
             width: 11,
