@@ -12,6 +12,7 @@ use miette::{miette, IntoDiagnostic};
 pub enum TrainCommand {
     /// Train a text classifier head over text.embed vectors from labelled texts
     /// (`--data FILE.tsv --text-column C --label-column L --out HEAD`; `--help` for more)
+    #[command(disable_help_flag = true)]
     Classifier {
         #[arg(
             trailing_var_arg = true,

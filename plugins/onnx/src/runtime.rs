@@ -48,11 +48,18 @@ pub struct Resolved {
 
 impl Runtime {
     pub fn new() -> Arc<Runtime> {
+        // One worker per core (MEDIAFLOW_ONNX_THREADS to change it): each runs its own
+        // batch single-threaded, so concurrent items use every core.
+        let workers = std::env::var("MEDIAFLOW_ONNX_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         Arc::new(Runtime {
             images: Cache::new(3),
             texts: Cache::new(3),
             image_batch: Batcher::start(
                 "onnx-images",
+                workers,
                 MAX_BATCH,
                 |jobs: Vec<ImageJob>| {
                     let model = jobs[0].0.clone();
@@ -66,6 +73,7 @@ impl Runtime {
             ),
             text_batch: Batcher::start(
                 "onnx-text",
+                workers,
                 MAX_BATCH,
                 |jobs: Vec<TextJob>| {
                     let model = jobs[0].0.clone();
