@@ -35,8 +35,10 @@ command -v lame >/dev/null 2>&1 || missing+=(lame)
 if command -v dpkg-query >/dev/null 2>&1 && ! dpkg-query -W -f='${Status}' libsox-fmt-all 2>/dev/null | grep -q installed; then
   missing+=(libsox-fmt-all)
 fi
-# `mediaflow models pull` downloads wheels with pip.
+# `mediaflow models pull` downloads wheels with pip; the tests' reference implementations
+# (onnxruntime, VADER) live in a venv.
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt_install "${missing[@]}"
