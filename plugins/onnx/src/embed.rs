@@ -240,12 +240,12 @@ impl TextModel {
 }
 
 /// The text's vector from its windows' pooled vectors: their mean weighted by each
-/// window's token count, L2-normalised.
-pub fn combine(windows: &[Window], pooled: &[Vec<f32>]) -> Vec<f32> {
+/// window's token count (`lengths`), L2-normalised.
+pub fn combine(lengths: &[usize], pooled: &[Vec<f32>]) -> Vec<f32> {
     let d = pooled.first().map_or(0, Vec::len);
     let mut v = vec![0f32; d];
-    for (w, p) in windows.iter().zip(pooled) {
-        let weight = w.ids.len() as f32;
+    for (len, p) in lengths.iter().zip(pooled) {
+        let weight = *len as f32;
         for (a, b) in v.iter_mut().zip(p) {
             *a += weight * b;
         }

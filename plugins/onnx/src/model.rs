@@ -2,7 +2,7 @@
 //! model's inputs against what the plugin will feed it, optimising, and a small cache of
 //! loaded models by file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
@@ -185,10 +185,11 @@ pub fn optimise(model: InferenceModel, path: &Path) -> Result<Plan, ModelError> 
     optimised.into_runnable().map_err(fail)
 }
 
-/// Loaded models by file, the most recently used kept (a few; each is tens of MB).
+/// Loaded models by key (their file, and whatever else makes them another model), the
+/// most recently used kept (a few; each is tens of MB).
 pub struct Cache<T> {
     keep: usize,
-    loaded: Mutex<Vec<(PathBuf, Arc<T>)>>,
+    loaded: Mutex<Vec<(String, Arc<T>)>>,
 }
 
 impl<T> Cache<T> {
@@ -199,11 +200,11 @@ impl<T> Cache<T> {
         }
     }
 
-    /// The model at `path`, loaded by `load` if it is not in the cache.
-    pub fn get<E>(&self, path: &Path, load: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
+    /// The model under `key`, loaded by `load` if it is not in the cache.
+    pub fn get<E>(&self, key: &str, load: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
         {
             let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = loaded.iter().position(|(p, _)| p == path) {
+            if let Some(i) = loaded.iter().position(|(k, _)| k == key) {
                 let hit = loaded.remove(i);
                 let model = hit.1.clone();
                 loaded.push(hit);
@@ -212,8 +213,8 @@ impl<T> Cache<T> {
         }
         let model = Arc::new(load()?);
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        loaded.retain(|(p, _)| p != path);
-        loaded.push((path.to_owned(), model.clone()));
+        loaded.retain(|(k, _)| k != key);
+        loaded.push((key.to_owned(), model.clone()));
         let over = loaded.len().saturating_sub(self.keep);
         loaded.drain(..over);
         Ok(model)

@@ -23,6 +23,8 @@ const MAX_BATCH: usize = 32;
 
 type ImageJob = (Arc<ImageModel>, Vec<f32>);
 type TextJob = (Arc<Loaded<TextModel>>, Arc<Window>);
+/// One job's result: its row of the model's output, or the batch's error.
+type Row = Result<Vec<f32>, String>;
 
 /// A loaded model with the sha256 of its file.
 pub struct Loaded<T> {
@@ -35,8 +37,26 @@ pub struct Loaded<T> {
 pub struct Runtime {
     images: Cache<ImageModel>,
     texts: Cache<Loaded<TextModel>>,
-    image_batch: Batcher<ImageJob, Result<Vec<f32>, String>>,
-    text_batch: Batcher<TextJob, Result<Vec<f32>, String>>,
+    image_batch: Batcher<ImageJob, Row>,
+    text_batch: Batcher<TextJob, Row>,
+}
+
+/// A batch function over the jobs of one model (the batcher groups them so): the model's
+/// rows, or its error for every job.
+fn per_model<M, X>(
+    run: impl Fn(&M, Vec<X>) -> Result<Vec<Vec<f32>>, ModelError> + Send + Sync,
+) -> impl Fn(Vec<(Arc<M>, X)>) -> Vec<Row> + Send + Sync {
+    move |jobs| {
+        let count = jobs.len();
+        let Some(model) = jobs.first().map(|(m, _)| m.clone()) else {
+            return Vec::new();
+        };
+        let inputs = jobs.into_iter().map(|(_, x)| x).collect();
+        match run(&model, inputs) {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e.to_string()); count],
+        }
+    }
 }
 
 /// A model file and what the catalog says about using it.
@@ -61,28 +81,17 @@ impl Runtime {
                 "onnx-images",
                 workers,
                 MAX_BATCH,
-                |jobs: Vec<ImageJob>| {
-                    let model = jobs[0].0.clone();
-                    let inputs: Vec<Vec<f32>> = jobs.into_iter().map(|(_, x)| x).collect();
-                    match model.run(&inputs) {
-                        Ok(rows) => rows.into_iter().map(Ok).collect(),
-                        Err(e) => vec![Err(e.to_string()); inputs.len()],
-                    }
-                },
+                per_model(|m: &ImageModel, inputs: Vec<Vec<f32>>| m.run(&inputs)),
                 Err,
             ),
             text_batch: Batcher::start(
                 "onnx-text",
                 workers,
                 MAX_BATCH,
-                |jobs: Vec<TextJob>| {
-                    let model = jobs[0].0.clone();
-                    let windows: Vec<&Window> = jobs.iter().map(|(_, w)| w.as_ref()).collect();
-                    match model.model.pool(&windows) {
-                        Ok(rows) => rows.into_iter().map(Ok).collect(),
-                        Err(e) => vec![Err(e.to_string()); windows.len()],
-                    }
-                },
+                per_model(|m: &Loaded<TextModel>, windows: Vec<Arc<Window>>| {
+                    let windows: Vec<&Window> = windows.iter().map(Arc::as_ref).collect();
+                    m.model.pool(&windows)
+                }),
                 Err,
             ),
         })
@@ -107,11 +116,11 @@ impl Runtime {
     ) -> Result<Arc<ImageModel>, PluginError> {
         let me = self.clone();
         // The same file with other preprocessing is another input shape: another model.
-        let key = PathBuf::from(format!(
+        let key = format!(
             "{}#{}",
             path.display(),
             serde_json::to_string(&prep).unwrap_or_default()
-        ));
+        );
         blocking(move || me.images.get(&key, || ImageModel::load(&path, prep)))
             .await?
             .map_err(model_error)
@@ -158,7 +167,7 @@ impl Runtime {
         let name = name.to_owned();
         blocking(move || {
             let path = resolved.path;
-            me.texts.get(&path, || {
+            me.texts.get(&path.display().to_string(), || {
                 let model = TextModel::load(&path, &tokenizer, output.as_deref(), max_tokens)?;
                 let sha256 = mediaflow_models::sha256_file(&path)
                     .map_err(|e| TextError::Tokenize(e.to_string()))?;
@@ -197,12 +206,9 @@ impl Runtime {
                     .map_err(|e| PluginError::new("inference", e))?,
             );
         }
-        let owned: Vec<Window> = windows
-            .iter()
-            .map(|w| Window { ids: w.ids.clone() })
-            .collect();
+        let lengths: Vec<usize> = windows.iter().map(|w| w.ids.len()).collect();
         Ok(Embedded {
-            vector: embed::combine(&owned, &pooled),
+            vector: embed::combine(&lengths, &pooled),
             windows: windows.len(),
             tokens: windows.iter().map(|w| w.ids.len()).sum(),
         })

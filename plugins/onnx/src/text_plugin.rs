@@ -186,12 +186,18 @@ impl ClassifyText {
         let name = settings.model.as_deref().unwrap_or(DEFAULT_EMBEDDING);
         let model = self.runtime.text_model(name, None).await?;
         let e = self.runtime.embed(&model, text).await?;
-        let mut scored = Vec::with_capacity(settings.labels.len());
-        for (label, description) in &settings.labels {
-            let d = self
-                .runtime
-                .embed(&model, &format!("{label}: {description}"))
-                .await?;
+        // All descriptions at once, so they share model calls.
+        let described: Vec<String> = settings
+            .labels
+            .iter()
+            .map(|(label, description)| format!("{label}: {description}"))
+            .collect();
+        let embedded =
+            futures::future::join_all(described.iter().map(|d| self.runtime.embed(&model, d)))
+                .await;
+        let mut scored = Vec::with_capacity(described.len());
+        for (label, d) in settings.labels.keys().zip(embedded) {
+            let d = d?;
             scored.push((
                 label.clone(),
                 f64::from(crate::embed::cosine(&e.vector, &d.vector)),

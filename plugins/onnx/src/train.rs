@@ -180,7 +180,13 @@ pub fn embed_all(model: &TextModel, texts: &[&str]) -> Result<Vec<Vec<f32>>, Tra
         per_text[i].0.push(w);
         per_text[i].1.push(p);
     }
-    Ok(per_text.iter().map(|(w, p)| embed::combine(w, p)).collect())
+    Ok(per_text
+        .iter()
+        .map(|(w, p)| {
+            let lengths: Vec<usize> = w.iter().map(|w| w.ids.len()).collect();
+            embed::combine(&lengths, p)
+        })
+        .collect())
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"MFEMB001";
