@@ -18,6 +18,7 @@ args=("$@")
 case $(basename "$workflow") in
   image-moderation.yaml)
     "$bin" models pull open-nsfw
+    "$bin" models pull efficientnet-lite0
     if ! printf '%s\n' "$@" | grep -q '^images='; then
       photos=$(scripts/sample-images.sh)
       echo "no --input images=@DIR given: using sample photos from $photos"
@@ -25,6 +26,26 @@ case $(basename "$workflow") in
     fi ;;
   comment-sentiment.yaml)
     "$bin" models pull minilm-l6 ;;
+  news-archive.yaml)
+    "$bin" models pull minilm-l6
+    if ! printf '%s\n' "$@" | grep -q '^stories='; then
+      stories="${TMPDIR:-/tmp}/mediaflow-example/stories"
+      if [ ! -d "$stories" ]; then
+        mkdir -p "$stories"
+        # The shared data's 293 ABC news stories (one a line) if they are beside the
+        # repository, else three short ones.
+        news=../shared/data/news/abc_news_293.txt
+        if [ -f "$news" ]; then
+          awk -v dir="$stories" '{ f = sprintf("%s/abc-%03d.txt", dir, NR); print > f; close(f) }' "$news"
+        else
+          echo "Fire crews fought a bushfire that threatened homes on the edge of town overnight." > "$stories/fire.txt"
+          echo "The Reserve Bank left interest rates on hold as the dollar fell against the greenback." > "$stories/rates.txt"
+          echo "Australia won the second Test by six wickets after a century from the captain." > "$stories/cricket.txt"
+        fi
+      fi
+      echo "no --input stories=@DIR given: using $(ls "$stories" | wc -l) stories from $stories"
+      args+=(--input "stories=@$stories")
+    fi ;;
 esac
 if [[ $(basename "$workflow") == podcast-to-article.yaml ]]; then
   "$bin" models pull whisper-base

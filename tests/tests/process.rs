@@ -266,7 +266,7 @@ fn a_plugin_refuses_a_host_of_another_protocol_naming_both() {
     assert_eq!(refused["type"], "refused", "{refused}");
     let message = refused["message"].as_str().unwrap();
     assert!(
-        message.contains("testplugin-proc 1.0.0 speaks plugin protocol 2")
+        message.contains("testplugin-proc 1.0.0 speaks plugin protocol 3")
             && message.contains("mediaflow 9.0.0 speaks 99"),
         "{message}"
     );

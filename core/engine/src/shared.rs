@@ -28,6 +28,7 @@ pub(crate) struct RunShared {
     pub store: Store,
     pub artifacts: Arc<dyn Artifacts>,
     pub llm: Option<Arc<dyn LlmProvider>>,
+    pub collections: Arc<crate::vectors::Collections>,
     /// `host:pid` of this process, recorded with each step.
     pub worker: String,
     pub use_cache: bool,

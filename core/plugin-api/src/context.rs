@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ArtifactRef, Artifacts, Permission, PluginError};
+use crate::{ArtifactRef, Artifacts, Permission, PluginError, Vectors};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +68,7 @@ pub struct RunContext {
     permissions: Arc<[Permission]>,
     kv: Option<Arc<dyn KeyValue>>,
     llm: Option<Arc<dyn LlmProvider>>,
+    vectors: Option<Arc<dyn Vectors>>,
 }
 
 impl RunContext {
@@ -91,6 +92,7 @@ impl RunContext {
             permissions: Arc::from(Vec::new()),
             kv: None,
             llm: None,
+            vectors: None,
         }
     }
 
@@ -110,6 +112,12 @@ impl RunContext {
     /// The host's text generation.
     pub fn with_llm(mut self, llm: Option<Arc<dyn LlmProvider>>) -> Self {
         self.llm = llm;
+        self
+    }
+
+    /// The host's embedding collections.
+    pub fn with_vectors(mut self, vectors: Option<Arc<dyn Vectors>>) -> Self {
+        self.vectors = vectors;
         self
     }
 
@@ -135,6 +143,11 @@ impl RunContext {
     /// The host's text generation, when it has one.
     pub fn llm(&self) -> Option<&Arc<dyn LlmProvider>> {
         self.llm.as_ref()
+    }
+
+    /// The host's embedding collections, when it keeps them.
+    pub fn vectors(&self) -> Option<&Arc<dyn Vectors>> {
+        self.vectors.as_ref()
     }
 
     /// Whether the step has been told to stop (Ctrl-C, timeout). Long-running plugins poll

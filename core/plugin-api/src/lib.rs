@@ -20,6 +20,7 @@ mod duration;
 mod error;
 mod permission;
 mod registry;
+mod vectors;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub use registry::{DuplicatePlugin, LoadError, PluginLoader, Registry};
 pub use schemars::{self, JsonSchema};
 pub use serde_json::{Map, Value};
 pub use tokio_util::sync::CancellationToken;
+pub use vectors::{EmbeddingModel, SearchMode, SearchResult, VectorHit, VectorRecord, Vectors};
 
 /// Version of this API. Hosts refuse plugins built against another major version.
 pub const API_VERSION: &str = "2.0";

@@ -10,6 +10,7 @@
 //! future is dropped (a step timeout) is cancelled in the process.
 
 mod discover;
+mod host_calls;
 mod io;
 mod plugin;
 mod supervisor;

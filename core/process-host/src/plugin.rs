@@ -174,9 +174,12 @@ impl Plugin for ProcessPlugin {
             return Err(crashed(name, "cannot be written to".into()));
         }
         let mut cancel_sent = false;
+        // Host calls the process makes for this run; aborted if the run ends first.
+        let mut host_calls = tokio::task::JoinSet::new();
         loop {
             let msg = tokio::select! {
                 m = rx.recv() => m,
+                Some(_) = host_calls.join_next(), if !host_calls.is_empty() => continue,
                 _ = cx.cancelled(), if !cancel_sent => {
                     cancel_sent = true;
                     conn.write(&HostMessage::Cancel { id }).await;
@@ -188,6 +191,13 @@ impl Plugin for ProcessPlugin {
                     fraction, message, ..
                 }) => cx.progress(fraction, message.as_deref()),
                 Some(PluginMessage::Log { level, message, .. }) => cx.log(level, &message),
+                Some(PluginMessage::HostCall { call, request, .. }) => {
+                    let (conn, cx) = (conn.clone(), cx.clone());
+                    host_calls.spawn(async move {
+                        let result = crate::host_calls::answer(*request, &cx).await;
+                        conn.write(&HostMessage::HostReply { call, result }).await;
+                    });
+                }
                 Some(PluginMessage::Result { mut outputs, .. }) => {
                     guard.ended = true;
                     import_outputs(&mut outputs, &scratch.0, cx).await?;

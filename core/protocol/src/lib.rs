@@ -17,16 +17,24 @@
 //! 3. **Artifacts** travel as paths: `Run.context.artifacts` maps each input artifact's
 //!    sha256 to its file; output artifacts are written to `context.scratch_dir/<sha256>`
 //!    and returned as ordinary [`ArtifactRef`]s, which the host moves into its store.
-//! 4. **Ending.** `Shutdown` lets in-flight calls finish, then the plugin exits. When its
+//! 4. **Host calls.** While it runs a call, the plugin may ask the host for what the
+//!    host keeps: [`PluginMessage::HostCall`] with the run's id, a number of its own and a
+//!    [`HostRequest`] (text generation through `llm.generate`, storing or searching
+//!    embeddings); the host answers [`HostMessage::HostReply`] with that number. Calls
+//!    still open when their run ends are answered with an error.
+//! 5. **Ending.** `Shutdown` lets in-flight calls finish, then the plugin exits. When its
 //!    stdin closes (the host died), the plugin cancels in-flight calls and exits.
 
+mod host_calls;
 mod lines;
 mod serve;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use mediaflow_plugin_api::{ConfigIssue, Descriptor, LogLevel, PluginError, Value};
+use mediaflow_plugin_api::{
+    ConfigIssue, Descriptor, EmbeddingModel, LogLevel, PluginError, SearchMode, Value, VectorRecord,
+};
 use serde::{Deserialize, Serialize};
 
 pub use lines::{read_line, Line};
@@ -34,7 +42,7 @@ pub use mediaflow_plugin_api::{ArtifactRef, Plugin};
 pub use serve::{serve, serve_with_args};
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The error code of a call that found the plugin process unable to serve any more (its
 /// worker thread is gone, its native library state is lost). `serve` answers the call,
@@ -86,6 +94,11 @@ pub enum HostMessage {
     Cancel {
         id: u64,
     },
+    /// The answer to the plugin's [`PluginMessage::HostCall`] numbered `call`.
+    HostReply {
+        call: u64,
+        result: Result<Value, PluginError>,
+    },
     /// Finish in-flight calls, then exit.
     Shutdown,
 }
@@ -131,6 +144,37 @@ pub enum PluginMessage {
         #[serde(default)]
         issues: Vec<ConfigIssue>,
     },
+    /// A request to the host on behalf of run `id`; `call` numbers it for the reply.
+    HostCall {
+        id: u64,
+        call: u64,
+        /// Boxed: vectors make it the largest message by far.
+        request: Box<HostRequest>,
+    },
+}
+
+/// What a plugin process may ask the host for while it runs a call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum HostRequest {
+    /// Text generation: `request` is an `llm.generate` `with:` map; the reply is that
+    /// step's outputs.
+    Generate { request: Value },
+    /// Stores embeddings in a collection; the reply is `null`.
+    UpsertVectors {
+        collection: String,
+        model: EmbeddingModel,
+        records: Vec<VectorRecord>,
+    },
+    /// The `k` nearest vectors; the reply is a `SearchResult`.
+    SearchVectors {
+        collection: String,
+        model: EmbeddingModel,
+        query: Vec<f32>,
+        k: usize,
+        #[serde(default)]
+        mode: SearchMode,
+    },
 }
 
 impl PluginMessage {
@@ -141,7 +185,8 @@ impl PluginMessage {
             | PluginMessage::Log { id, .. }
             | PluginMessage::Result { id, .. }
             | PluginMessage::Error { id, .. }
-            | PluginMessage::Validated { id, .. } => Some(*id),
+            | PluginMessage::Validated { id, .. }
+            | PluginMessage::HostCall { id, .. } => Some(*id),
             PluginMessage::Hello { .. } | PluginMessage::Ready | PluginMessage::Refused { .. } => {
                 None
             }

@@ -13,6 +13,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::host_calls::{HostCalls, HostVectors, Pending};
 use crate::{
     decode, encode, read_line, CallContext, HostMessage, Line, PluginMessage, ProtocolError,
     MAX_LINE, PROTOCOL_VERSION,
@@ -174,6 +175,7 @@ pub async fn serve_with_args(
         .map(|p| (p.descriptor().name.clone(), p))
         .collect();
     let running: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::default();
+    let host_calls: Arc<Pending> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     // Cancelled when a call finds the process broken: it stops serving and exits.
     let broken = CancellationToken::new();
@@ -218,6 +220,7 @@ pub async fn serve_with_args(
         match msg {
             HostMessage::Shutdown => break false,
             HostMessage::Hello { .. } => {}
+            HostMessage::HostReply { call, result } => host_calls.answer(call, result),
             HostMessage::Cancel { id } => {
                 if let Some(t) = running.lock().ok().and_then(|r| r.get(&id).cloned()) {
                     t.cancel();
@@ -257,8 +260,9 @@ pub async fn serve_with_args(
                 let tx = tx.clone();
                 let running = running.clone();
                 let broken = broken.clone();
+                let host_calls = host_calls.clone();
                 tasks.spawn(async move {
-                    let reply = run_one(id, p, config, context, token, tx.clone()).await;
+                    let reply = run_one(id, p, config, context, token, tx.clone(), host_calls).await;
                     if let Ok(mut r) = running.lock() {
                         r.remove(&id);
                     }
@@ -319,6 +323,7 @@ async fn run_one(
     context: CallContext,
     token: CancellationToken,
     tx: mpsc::UnboundedSender<PluginMessage>,
+    pending: Arc<Pending>,
 ) -> PluginMessage {
     let CallContext {
         run_id,
@@ -328,6 +333,11 @@ async fn run_one(
         artifacts,
         scratch_dir,
     } = context;
+    let calls = Arc::new(HostCalls {
+        id,
+        out: tx.clone(),
+        pending,
+    });
     let cx = RunContext::new(
         run_id,
         step_id,
@@ -340,7 +350,13 @@ async fn run_one(
             scratch: scratch_dir,
             created: tokio::sync::OnceCell::new(),
         }),
-    );
+    )
+    .with_llm(Some(calls.clone()));
+    let vectors = HostVectors {
+        calls,
+        cx: cx.clone(),
+    };
+    let cx = cx.with_vectors(Some(Arc::new(vectors)));
     // A panic in one call becomes that call's error; the process keeps serving.
     let handle = tokio::spawn(async move { plugin.run(config, &cx).await });
     match handle.await {

@@ -5,6 +5,7 @@
 //! differ. Every write is committed before it returns, which is what makes crash resume work.
 
 mod artifacts;
+mod embeddings;
 mod kv;
 mod records;
 mod retry;
@@ -12,6 +13,7 @@ mod sql;
 mod url;
 
 pub use artifacts::{guess_media_type, ArtifactStore};
+pub use embeddings::{CollectionInfo, EmbeddingDetails, EmbeddingRow};
 pub use kv::{KV_MAX_KEY, KV_MAX_VALUE};
 pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use retry::{is_transient, DEFAULT_RETRY_WINDOW};
@@ -56,6 +58,12 @@ pub enum StoreError {
     },
     #[error("run `{run_id}` is no longer driven by {owner}: another process took it over")]
     Fenced { run_id: String, owner: String },
+    #[error("collection `{collection}` holds vectors of {stored}, not of {given}")]
+    EmbeddingModel {
+        collection: String,
+        stored: String,
+        given: String,
+    },
     #[error("no run with id `{0}`")]
     RunNotFound(String),
     #[error("no artifact with sha256 {0}")]

@@ -1,5 +1,6 @@
 //! One generation: chat template, prompt evaluation, sampling loop, stop strings, JSON.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
@@ -76,6 +77,12 @@ pub struct Request {
     /// parsed.
     #[serde(default)]
     pub json_schema: Option<Map<String, Value>>,
+    /// Instead of generating, score these answers as continuations of the prompt (their
+    /// log-likelihood under the model): `text` is the likeliest, `choices` gives each
+    /// one's probability among them. For zero-shot classification.
+    #[serde(default)]
+    #[schemars(inner(length(min = 1)))]
+    pub choices: Vec<String>,
     /// A GBNF grammar (root rule `root`) constraining the output.
     #[serde(default)]
     pub grammar: Option<String>,
@@ -105,8 +112,11 @@ pub struct Generated {
     pub prompt_tokens_per_s: f64,
     /// Generation speed.
     pub tokens_per_s: f64,
-    /// `stop`, `length` or `context`.
+    /// `stop`, `length`, `context`, or `choice` (with `choices`).
     pub finish_reason: String,
+    /// With `choices`: each choice's probability among them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<BTreeMap<String, f64>>,
 }
 
 fn err(code: &str, msg: impl Into<String>) -> PluginError {
@@ -202,9 +212,14 @@ pub fn generate(
         return Err(err("bad_prompt", "the prompt is empty"));
     }
     let train = model.n_ctx_train().max(512);
+    let choices = crate::choices::tokenize(model, &req.choices)?;
+    let continuation = match choices.iter().map(Vec::len).max() {
+        Some(longest) => longest as u32,
+        None => req.max_tokens,
+    };
     let wanted = req
         .context
-        .unwrap_or(tokens.len() as u32 + req.max_tokens + 8);
+        .unwrap_or(tokens.len() as u32 + continuation + 8);
     if tokens.len() as u32 >= train {
         return Err(err(
             "prompt_too_long",
@@ -249,6 +264,31 @@ pub fn generate(
         })?;
     }
     let prompt_secs = started.elapsed().as_secs_f64();
+    let prompt_tokens_per_s = if prompt_secs > 0.0 {
+        tokens.len() as f64 / prompt_secs
+    } else {
+        0.0
+    };
+    if !choices.is_empty() {
+        let last_index = batch.n_tokens() - 1;
+        let logliks = crate::choices::score(&mut ctx, tokens.len(), last_index, &choices)?;
+        let probs = crate::choices::probabilities(&logliks);
+        let best = probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        return Ok(Generated {
+            text: req.choices[best].clone(),
+            json: None,
+            prompt_tokens: tokens.len() as u32,
+            completion_tokens: 0,
+            prompt_tokens_per_s,
+            tokens_per_s: 0.0,
+            finish_reason: "choice".to_owned(),
+            choices: Some(req.choices.iter().cloned().zip(probs).collect()),
+        });
+    }
 
     // Generation.
     let gen_started = Instant::now();
@@ -306,11 +346,8 @@ pub fn generate(
         json: None,
         prompt_tokens: tokens.len() as u32,
         completion_tokens: n_gen,
-        prompt_tokens_per_s: if prompt_secs > 0.0 {
-            tokens.len() as f64 / prompt_secs
-        } else {
-            0.0
-        },
+        prompt_tokens_per_s,
+        choices: None,
         tokens_per_s: if gen_secs > 0.0 {
             n_gen as f64 / gen_secs
         } else {

@@ -2,6 +2,7 @@
 //! mediaflow starts it on demand and talks to it over stdin/stdout.
 
 mod cache;
+mod choices;
 mod generate;
 mod plugin;
 

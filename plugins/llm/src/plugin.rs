@@ -56,6 +56,15 @@ impl TypedPlugin for Generate {
     }
 
     fn check(&self, req: &Request) -> Vec<ConfigIssue> {
+        if !req.choices.is_empty() && (req.json_schema.is_some() || req.grammar.is_some()) {
+            return vec![ConfigIssue::new(
+                "/choices",
+                "`choices` scores fixed answers; it cannot be combined with `json_schema` or `grammar`",
+            )];
+        }
+        if req.choices.len() == 1 {
+            return vec![ConfigIssue::new("/choices", "give at least 2 choices")];
+        }
         if req.json_schema.is_some() && req.grammar.is_some() {
             return vec![ConfigIssue::new(
                 "/grammar",

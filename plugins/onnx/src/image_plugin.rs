@@ -1,8 +1,8 @@
 //! `image.classify`: any ONNX image classifier, its preprocessing declared as data.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use mediaflow_plugin_api::{
     ArtifactRef, ConfigIssue, Descriptor, JsonSchema, PluginError, RunContext, TypedPlugin,
@@ -10,7 +10,7 @@ use mediaflow_plugin_api::{
 use serde::{Deserialize, Serialize};
 
 use crate::image::{self, Preprocess};
-use crate::runtime::{image_error, Runtime};
+use crate::runtime::{image_error, Resolved, Runtime};
 
 /// `image.classify`'s settings.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -24,7 +24,8 @@ pub struct ClassifySettings {
     /// How many of the best labels to return.
     #[serde(default = "default_top_k")]
     pub top_k: usize,
-    /// The class names, in the model's output order (default: the catalog's).
+    /// The class names, in the model's output order (default: the catalog's, or the
+    /// model's `labels` companion file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
     /// How an image becomes the model's input (default: the catalog's).
@@ -72,6 +73,8 @@ pub struct Classified {
 pub struct ClassifyImage {
     descriptor: Descriptor,
     runtime: Arc<Runtime>,
+    /// Label files (`labels` companions) read so far, by path: read once, not per image.
+    label_files: Mutex<HashMap<PathBuf, Arc<[String]>>>,
 }
 
 impl ClassifyImage {
@@ -86,7 +89,69 @@ impl ClassifyImage {
             .outputs_from::<Classified>()
             .max_concurrency(16),
             runtime,
+            label_files: Mutex::default(),
         }
+    }
+
+    /// The class names: the step's, the catalog settings', the model's `labels` companion
+    /// (a JSON array of strings), or `class_0`, `class_1`, … — one per score.
+    fn labels(
+        &self,
+        settings: &ClassifySettings,
+        resolved: &Resolved,
+        count: usize,
+    ) -> Result<Arc<[String]>, PluginError> {
+        let catalog = resolved.settings.get("labels").and_then(|l| l.as_array());
+        let labels: Arc<[String]> = match (&settings.labels, catalog) {
+            (Some(l), _) => l.as_slice().into(),
+            (None, Some(l)) => l
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            (None, None) => match resolved.store.companion(&settings.model, "labels")? {
+                Some(path) => self.label_file(&path)?,
+                None => (0..count).map(|i| format!("class_{i}")).collect(),
+            },
+        };
+        if labels.len() != count {
+            return Err(PluginError::new(
+                "wrong_labels",
+                format!(
+                    "the model scores {count} classes but {} labels are given",
+                    labels.len()
+                ),
+            ));
+        }
+        Ok(labels)
+    }
+
+    /// A `labels` companion, read the first time it is needed.
+    fn label_file(&self, path: &Path) -> Result<Arc<[String]>, PluginError> {
+        let mut files = self
+            .label_files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(l) = files.get(path) {
+            return Ok(l.clone());
+        }
+        let bytes = std::fs::read(path).map_err(|e| {
+            PluginError::new(
+                "bad_model",
+                format!("the labels file {}: {e}", path.display()),
+            )
+        })?;
+        let labels: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| {
+            PluginError::new(
+                "bad_model",
+                format!(
+                    "the labels file {} is not a JSON array of strings: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+        let labels: Arc<[String]> = labels.into();
+        files.insert(path.to_owned(), labels.clone());
+        Ok(labels)
     }
 }
 
@@ -110,33 +175,6 @@ fn settings_preprocess(
         )
         .with_help("e.g. preprocess: { resize: { width: 224, height: 224 }, scale: 0.003921569, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], layout: nchw }")),
     }
-}
-
-fn labels(
-    settings: &ClassifySettings,
-    catalog: &serde_json::Value,
-    count: usize,
-) -> Result<Vec<String>, PluginError> {
-    let labels: Vec<String> = match &settings.labels {
-        Some(l) => l.clone(),
-        None => match catalog.get("labels").and_then(|l| l.as_array()) {
-            Some(l) => l
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            None => (0..count).map(|i| format!("class_{i}")).collect(),
-        },
-    };
-    if labels.len() != count {
-        return Err(PluginError::new(
-            "wrong_labels",
-            format!(
-                "the model scores {count} classes but {} labels are given",
-                labels.len()
-            ),
-        ));
-    }
-    Ok(labels)
 }
 
 #[async_trait::async_trait]
@@ -190,7 +228,7 @@ impl TypedPlugin for ClassifyImage {
         };
         let model = self
             .runtime
-            .image_model(resolved.path, prep.clone())
+            .image_model(resolved.path.clone(), prep.clone())
             .await?;
         let decode_prep = prep.clone();
         let (input, width, height) = tokio::task::spawn_blocking(move || {
@@ -203,7 +241,7 @@ impl TypedPlugin for ClassifyImage {
         .map_err(|e| PluginError::new("panic", format!("decoding the image failed: {e}")))?
         .map_err(image_error)?;
         let probs = self.runtime.classify(&model, input).await?;
-        let names = labels(&settings, &resolved.settings, probs.len())?;
+        let names = self.labels(&settings, &resolved, probs.len())?;
         let mut flags = Vec::new();
         for (label, threshold) in &settings.flag {
             let Some(i) = names.iter().position(|n| n == label) else {
@@ -219,21 +257,26 @@ impl TypedPlugin for ClassifyImage {
                 flags.push(label.clone());
             }
         }
-        let mut ranked: Vec<Scored> = names
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        order.truncate(settings.top_k.max(1));
+        let ranked: Vec<Scored> = order
             .into_iter()
-            .zip(&probs)
-            .map(|(label, p)| Scored {
-                label,
-                score: f64::from(*p),
+            .map(|i| Scored {
+                label: names[i].clone(),
+                score: f64::from(probs[i]),
             })
             .collect();
-        ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-        ranked.truncate(settings.top_k.max(1));
         let best = ranked[0].clone();
+        // A name the label list repeats (ImageNet's two `missile`s) keeps its best score.
+        let mut scores = BTreeMap::new();
+        for s in &ranked {
+            scores.entry(s.label.clone()).or_insert(s.score);
+        }
         Ok(Classified {
             label: best.label,
             score: best.score,
-            scores: ranked.iter().map(|s| (s.label.clone(), s.score)).collect(),
+            scores,
             top: ranked,
             flagged: !flags.is_empty(),
             flags,
@@ -241,5 +284,43 @@ impl TypedPlugin for ClassifyImage {
             width,
             height,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_labels_companion_is_read_once_and_must_be_a_string_array() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = ClassifyImage::new(Runtime::new());
+        let good = dir.path().join("labels.json");
+        std::fs::write(&good, r#"["tench", "goldfish"]"#).unwrap();
+        assert_eq!(&*plugin.label_file(&good).unwrap(), ["tench", "goldfish"]);
+        std::fs::write(&good, "changed").unwrap();
+        assert_eq!(
+            &*plugin.label_file(&good).unwrap(),
+            ["tench", "goldfish"],
+            "read once, not per image"
+        );
+
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"0": "tench"}"#).unwrap();
+        let e = plugin.label_file(&bad).unwrap_err();
+        assert_eq!(e.code, "bad_model");
+        assert!(
+            e.message.contains(&bad.display().to_string())
+                && e.message.contains("not a JSON array of strings"),
+            "{}",
+            e.message
+        );
+        let missing = dir.path().join("missing.json");
+        let e = plugin.label_file(&missing).unwrap_err();
+        assert!(
+            e.message.contains(&missing.display().to_string()),
+            "{}",
+            e.message
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `mediaflow-onnx`: ONNX models on tract for mediaflow, in a plugin process of their own.
 //! The binary serves `image.classify` ([`image_plugin`]), `text.embed`, `text.classify` and
-//! `text.sentiment` ([`text_plugin`]); `mediaflow-onnx train-classifier` ([`train`]) is
+//! `text.sentiment` ([`text_plugin`]), `text.search` ([`search_plugin`]); `mediaflow-onnx train-classifier` ([`train`]) is
 //! `mediaflow train classifier`.
 //!
 //! tract is pure Rust and could run inside `mediaflow` itself. It runs here instead, for
@@ -19,6 +19,7 @@ pub mod image;
 pub mod image_plugin;
 pub mod model;
 pub mod runtime;
+pub mod search_plugin;
 pub mod text_plugin;
 pub mod train;
 
@@ -33,6 +34,7 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
         mediaflow_plugin_api::typed(image_plugin::ClassifyImage::new(rt.clone())),
         mediaflow_plugin_api::typed(text_plugin::Embed::new(rt.clone())),
         mediaflow_plugin_api::typed(text_plugin::ClassifyText::new(rt.clone())),
-        mediaflow_plugin_api::typed(text_plugin::SentimentPlugin::new(rt)),
+        mediaflow_plugin_api::typed(text_plugin::SentimentPlugin::new(rt.clone())),
+        mediaflow_plugin_api::typed(search_plugin::Search::new(rt)),
     ]
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::head::{argmax, Head};
 use crate::runtime::{head_error, Runtime, TextInput};
+use crate::search_plugin::StoreTo;
 
 /// The embedding model `text.embed` uses when a step names none.
 pub const DEFAULT_EMBEDDING: &str = "minilm-l6";
@@ -35,6 +36,10 @@ pub struct EmbedSettings {
     /// beside the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<String>,
+    /// Also store the vector in a collection that `text.search` can search:
+    /// `store: { collection: news, id: "${{ item.id }}", metadata: { title: … } }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreTo>,
 }
 
 /// The outputs of `text.embed`.
@@ -49,6 +54,9 @@ pub struct Embedding {
     pub tokens: usize,
     /// Windows the text was cut into (more than 1 for texts longer than the model's limit).
     pub windows: usize,
+    /// With `store:`, the id the vector was stored under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored: Option<String>,
 }
 
 pub struct Embed {
@@ -92,7 +100,12 @@ impl TypedPlugin for Embed {
             .text_model(&settings.model, settings.tokenizer.as_deref())
             .await?;
         let e = self.runtime.embed(&model, &text).await?;
+        let stored = match &settings.store {
+            Some(to) => Some(crate::search_plugin::store(to, &model, &text, &e.vector, cx).await?),
+            None => None,
+        };
         Ok(Embedding {
+            stored,
             dims: e.vector.len(),
             embedding: e.vector,
             model: settings.model,
@@ -299,6 +312,66 @@ pub struct SentimentSettings {
     /// trained on human-rated movie and product review snippets over `minilm-l6`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
+    /// `head` (default: the embedding head, fast) or `llm` (zero-shot: a language model
+    /// through `llm.generate` scores the three labels as the answer to a question about
+    /// the text; slower, and only as good as the model).
+    #[serde(default)]
+    pub engine: SentimentEngine,
+    /// `engine: llm` only: the GGUF model (default `smollm2-135m-instruct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_model: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SentimentEngine {
+    #[default]
+    Head,
+    Llm,
+}
+
+/// The model `engine: llm` uses when a step names none.
+pub const SENTIMENT_LLM: &str = "smollm2-135m-instruct";
+
+/// The label probabilities a language model gives, scoring the labels as its answer.
+async fn llm_sentiment(
+    settings: &SentimentSettings,
+    text: &str,
+    cx: &RunContext,
+) -> Result<BTreeMap<String, f64>, PluginError> {
+    let llm = cx.llm().ok_or_else(|| {
+        PluginError::new(
+            "not_offered",
+            "this host offers no text generation for `engine: llm`",
+        )
+    })?;
+    let request = serde_json::json!({
+        "model": settings.llm_model.as_deref().unwrap_or(SENTIMENT_LLM),
+        "system": "You judge the sentiment of texts that readers write. Answer with one word: negative, neutral or positive.",
+        "prompt": format!("Text: {text}\n\nIs the sentiment of this text negative, neutral or positive?"),
+        "choices": SENTIMENT_LABELS,
+        "temperature": 0.0,
+        "max_tokens": 1,
+    });
+    let out = llm.generate(request, cx).await?;
+    let scores: BTreeMap<String, f64> = out
+        .get("choices")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .ok_or_else(|| {
+            PluginError::new(
+                "bad_answer",
+                "llm.generate did not score the labels (it needs `choices`: a newer mediaflow-llm)",
+            )
+        })?;
+    for want in SENTIMENT_LABELS {
+        if !scores.contains_key(want) {
+            return Err(PluginError::new(
+                "bad_answer",
+                format!("llm.generate's scores have no `{want}`"),
+            ));
+        }
+    }
+    Ok(scores)
 }
 
 /// The outputs of `text.sentiment`.
@@ -371,6 +444,21 @@ impl TypedPlugin for SentimentPlugin {
     }
 
     fn check(&self, settings: &SentimentSettings) -> Vec<ConfigIssue> {
+        if settings.engine == SentimentEngine::Llm {
+            return match settings.head {
+                Some(_) => vec![ConfigIssue::new(
+                    "/head",
+                    "`head` is for `engine: head`; `engine: llm` uses `llm_model`",
+                )],
+                None => Vec::new(),
+            };
+        }
+        if settings.llm_model.is_some() {
+            return vec![
+                ConfigIssue::new("/llm_model", "`llm_model` is for `engine: llm`")
+                    .with_help("add `engine: llm`"),
+            ];
+        }
         match &settings.head {
             Some(h) if h.contains("${{") => Vec::new(),
             _ => match self.head(settings) {
@@ -386,9 +474,19 @@ impl TypedPlugin for SentimentPlugin {
         cx: &RunContext,
     ) -> Result<Sentiment, PluginError> {
         let text = settings.text.read(cx).await?;
-        let (head, name) = self.head(&settings)?;
-        let probs = score(&self.runtime, &head, &name, None, &text).await?;
-        let (label, _, scores) = ranked(&head, &probs);
+        let scores = match settings.engine {
+            SentimentEngine::Llm => llm_sentiment(&settings, &text, cx).await?,
+            SentimentEngine::Head => {
+                let (head, name) = self.head(&settings)?;
+                let probs = score(&self.runtime, &head, &name, None, &text).await?;
+                ranked(&head, &probs).2
+            }
+        };
+        let label = scores
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(l, _)| l.clone())
+            .unwrap_or_default();
         let compound = scores["positive"] - scores["negative"];
         Ok(Sentiment {
             label,

@@ -79,24 +79,31 @@ pub fn read_rows(path: &Path, args: &Args) -> Result<Vec<Row>, TrainError> {
         message,
     };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        bad(format!(
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        return Err(bad(format!(
             "not UTF-8 (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
-    let sep = if path.extension().is_some_and(|e| e == "csv") {
-        ','
-    } else {
-        '\t'
-    };
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines
-        .next()
-        .map(|(_, h)| h.split(sep).map(str::trim).collect())
-        .ok_or_else(|| bad("the file is empty".into()))?;
+            e.valid_up_to()
+        )));
+    }
+    // CSV with RFC 4180 quoting (a quoted cell may hold commas, quotes and line breaks);
+    // TSV as written by spreadsheets and pandas: tab-separated, no quoting.
+    let csv = path.extension().is_some_and(|e| e == "csv");
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(if csv { b',' } else { b'\t' })
+        .quoting(csv)
+        .has_headers(true)
+        .from_reader(bytes.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| bad(format!("line 1: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    if header.len() <= 1 && header.first().is_none_or(|h| h.is_empty()) {
+        return Err(bad("the file is empty".into()));
+    }
     let column = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| {
+        header.iter().position(|h| h == name).ok_or_else(|| {
             bad(format!(
                 "line 1: no column `{name}` (the header has {})",
                 header.join(", ")
@@ -105,29 +112,20 @@ pub fn read_rows(path: &Path, args: &Args) -> Result<Vec<Row>, TrainError> {
     };
     let (t, l) = (column(&args.text_column)?, column(&args.label_column)?);
     let mut rows = Vec::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            bad(format!("line {line}: {e}"))
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let (Some(text), Some(label)) = (record.get(t), record.get(l)) else {
             continue;
-        }
-        let cells: Vec<&str> = if sep == '\t' {
-            line.split('\t').collect()
-        } else {
-            line.splitn(header.len(), ',').collect()
-        };
-        let (Some(text), Some(label)) = (cells.get(t), cells.get(l)) else {
-            return Err(bad(format!(
-                "line {}: it has {} columns, the header {}",
-                i + 1,
-                cells.len(),
-                header.len()
-            )));
         };
         let label = match args.sentiment_scale {
             Some(scale) => {
                 let r: f64 = label.trim().parse().map_err(|_| {
                     bad(format!(
-                        "line {}: `{label}` is not a number (--sentiment-scale)",
-                        i + 1
+                        "line {line}: `{label}` is not a number (--sentiment-scale)"
                     ))
                 })?;
                 let r = r / scale;
@@ -393,5 +391,96 @@ pub fn main(args: &[String]) -> i32 {
             eprintln!("error: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["train", "--data", "x", "--out", "y"];
+        argv.extend_from_slice(extra);
+        Args::parse_from(argv)
+    }
+
+    fn read(name: &str, content: &str, extra: &[&str]) -> Result<Vec<Row>, TrainError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        read_rows(&path, &args(extra))
+    }
+
+    #[test]
+    fn csv_cells_may_hold_commas_quotes_and_line_breaks() {
+        let rows = read(
+            "desks.csv",
+            "id,text,label\n1,\"Rates rise, again\",business\n2,\"The \"\"final\"\"\nwas abandoned\",sport\n3,,sport\n",
+            &[],
+        )
+        .unwrap();
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.text.as_str(), r.label.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Rates rise, again", "business"),
+                ("The \"final\"\nwas abandoned", "sport")
+            ],
+            "the row with an empty text is skipped"
+        );
+    }
+
+    #[test]
+    fn tsv_quotes_are_text_and_ratings_become_labels() {
+        let rows = read(
+            "reviews.tsv",
+            "id\trating\ttext\n1\t2.5\tA \"great\" film\n2\t-3\tDull\n3\t0.1\tFine\n",
+            &["--label-column", "rating", "--sentiment-scale", "4"],
+        )
+        .unwrap();
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.text.as_str(), r.label.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("A \"great\" film", "positive"),
+                ("Dull", "negative"),
+                ("Fine", "neutral")
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let e = read("a.tsv", "text\tlabel\nfine\tok\ntoo\tmany\tcells\n", &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("a.tsv") && e.contains("line 3"), "{e}");
+        let e = read("b.tsv", "words\tlabel\nx\ty\n", &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("line 1: no column `text`"), "{e}");
+        let e = read(
+            "c.tsv",
+            "text\tlabel\nx\tnot a number\n",
+            &["--sentiment-scale", "4"],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("line 2") && e.contains("not a number"), "{e}");
+        let bytes_dir = tempfile::tempdir().unwrap();
+        let latin1 = bytes_dir.path().join("e.tsv");
+        std::fs::write(&latin1, b"text\tlabel\ncaf\xe9\tx\n").unwrap();
+        let e = read_rows(&latin1, &args(&[])).err().unwrap().to_string();
+        assert!(e.contains("not UTF-8 (invalid byte at offset 14)"), "{e}");
     }
 }

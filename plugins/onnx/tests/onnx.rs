@@ -2,90 +2,17 @@
 //! (`open-nsfw`, `minilm-l6`, `minilm-l3`; `./scripts/test.sh` pulls them) and real photos
 //! (scikit-image's sample images; `./scripts/sample-images.sh` fetches them).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use mediaflow_process_host::{describe, Supervisor};
+use common::run::{error_code, error_message, harness, require_models, samples, store};
 use mediaflow_store::{RunStatus, StepStatus};
-use mediaflow_tests::{Db, Harness};
-use serde_json::{json, Value};
-
-fn models_dir() -> PathBuf {
-    mediaflow_models::ModelStore::env_dir()
-}
-
-fn require_models(names: &[&str]) {
-    let store = mediaflow_models::ModelStore::open(models_dir()).unwrap();
-    for name in names {
-        if let Err(e) = store.resolve(name) {
-            panic!(
-                "{e}: {} (or run ./scripts/test.sh, which pulls it)",
-                e.help().unwrap_or_default()
-            );
-        }
-    }
-}
-
-/// The sample photos; `MEDIAFLOW_SAMPLES` as `scripts/sample-images.sh` uses it.
-pub fn samples() -> PathBuf {
-    let base = std::env::var_os("MEDIAFLOW_SAMPLES")
-        .map(PathBuf::from)
-        .or_else(|| mediaflow_models::default_data_dir().map(|d| d.join("samples")))
-        .expect("a data dir");
-    let dir = base.join("images");
-    assert!(
-        dir.join(".complete").is_file(),
-        "no sample images in {}: run ./scripts/sample-images.sh (./scripts/test.sh does)",
-        dir.display()
-    );
-    dir
-}
-
-async fn harness() -> (Harness, Arc<Supervisor>) {
-    let mut h = Harness::new(Db::Sqlite).await;
-    let exe = Path::new(env!("CARGO_BIN_EXE_mediaflow-onnx"));
-    let binary = describe(exe)
-        .await
-        .unwrap_or_else(|e| panic!("{} describes itself: {e}", exe.display()));
-    let sup = Supervisor::new(
-        binary,
-        vec![(
-            "MEDIAFLOW_MODELS".into(),
-            models_dir().display().to_string(),
-        )],
-    );
-    h.register(sup.plugins());
-    (h, sup)
-}
-
-async fn store(h: &Harness, path: &Path) -> Value {
-    h.artifacts
-        .store_file(path, None)
-        .await
-        .expect("store file")
-        .to_value()
-}
-
-fn error_code(r: &mediaflow_engine::RunReport, step: &str) -> String {
-    let s = &r.steps[step];
-    assert_eq!(s.status, StepStatus::Failed, "{step}: {s:?}");
-    s.error.as_ref().expect("an error")["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn error_message(r: &mediaflow_engine::RunReport, step: &str) -> String {
-    r.steps[step].error.as_ref().expect("an error")["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
+use mediaflow_tests::Db;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photos_are_scored_and_bad_input_fails_only_its_own_step() {
     require_models(&["open-nsfw", "minilm-l3"]);
-    let (h, _sup) = harness().await;
+    let (h, _sup) = harness(Db::Sqlite).await;
     let dir = samples();
     let mut photos = Vec::new();
     for name in [
@@ -179,7 +106,7 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_sentiment_and_topics_on_real_text() {
     require_models(&["minilm-l6", "minilm-l3"]);
-    let (h, sup) = harness().await;
+    let (h, sup) = harness(Db::Sqlite).await;
     let latin1 = h.dir.path().join("latin1.txt");
     std::fs::write(&latin1, b"Caf\xe9 owners say prices are too high").unwrap();
     let long: String = std::iter::repeat_n(

