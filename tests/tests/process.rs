@@ -238,7 +238,11 @@ async fn the_host_refuses_a_plugin_of_another_protocol_naming_both() {
         .to_string();
     assert!(
         err.contains("mediaflow-old 0.9.0 speaks plugin protocol 1")
-            && err.contains(&format!("mediaflow {} speaks 2", env!("CARGO_PKG_VERSION"))),
+            && err.contains(&format!(
+                "mediaflow {} speaks {}",
+                env!("CARGO_PKG_VERSION"),
+                mediaflow_protocol::PROTOCOL_VERSION
+            )),
         "{err}"
     );
 }
