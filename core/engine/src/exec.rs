@@ -156,7 +156,14 @@ impl Job {
                 return Outcome::failed(e, 0, None);
             }
         };
-        if let Err(problems) = spec.check_config(&config) {
+        // A process plugin's `validate` waits for its process synchronously: off the async
+        // workers, or the items of a large `for_each` can park every worker at once.
+        let (checked_plan, step, resolved) = (plan.clone(), self.step, config.clone());
+        let checked =
+            tokio::task::spawn_blocking(move || checked_plan.steps[step].check_config(&resolved))
+                .await
+                .unwrap_or_else(|e| Err(vec![format!("the settings check failed: {e}")]));
+        if let Err(problems) = checked {
             let e = PluginError::new(
                 "invalid_config",
                 format!(
