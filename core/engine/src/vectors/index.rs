@@ -122,11 +122,6 @@ impl Snapshot {
         scored
     }
 
-    /// Whether the HNSW index has been built.
-    pub fn has_index(&self) -> bool {
-        self.ann.get().is_some()
-    }
-
     /// Builds the HNSW index (CPU-bound: call it off the async runtime).
     pub fn build_index(&self) {
         self.ann.get_or_init(|| {
