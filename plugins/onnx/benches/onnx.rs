@@ -4,8 +4,8 @@
 //! at batch 1 and batch 8/32; medians of 10 runs after a warm-up. onnxruntime runs in the
 //! reference venv (`scripts/reference-venv.sh`, bench/test-only).
 //!
-//! `cargo bench -p mediaflow-onnx --bench onnx` needs `mediaflow models pull open-nsfw
-//! minilm-l6 minilm-l3`.
+//! `cargo bench --profile dev --workspace --bench onnx` needs `mediaflow models pull
+//! open-nsfw efficientnet-lite0 minilm-l6 minilm-l3`.
 
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use common::{padded, reference, store};
 
 use mediaflow_onnx::classify::ImageModel;
 use mediaflow_onnx::embed::{TextModel, Window};
+use mediaflow_onnx::image::{Layout, Preprocess};
 use serde_json::{json, Value};
 
 const RUNS: usize = 10;
@@ -61,22 +62,29 @@ fn row(what: &str, batch: usize, tract_ms: f64, ort_ms: f64) {
 
 fn main() {
     let s = store();
-    let path = s
-        .resolve("open-nsfw")
-        .expect("mediaflow models pull open-nsfw");
-    let prep = serde_json::from_value(s.settings("open-nsfw")["preprocess"].clone()).unwrap();
-    let m = ImageModel::load(&path, prep).unwrap();
-    for batch in [1usize, 8] {
-        let images: Vec<Vec<f32>> = (0..batch)
-            .map(|i| vec![(i as f32) - 50.0; 224 * 224 * 3])
-            .collect();
-        let tract = time(|| {
-            m.run(&images).unwrap();
-        });
-        let ort = reference(
-            json!({"op": "bench_image", "model": path, "shape": [batch, 224, 224, 3], "runs": RUNS, "threads": 1}),
-        );
-        row("open-nsfw", batch, tract, ort_ms(&ort));
+    for name in ["open-nsfw", "efficientnet-lite0"] {
+        let path = s
+            .resolve(name)
+            .unwrap_or_else(|_| panic!("mediaflow models pull {name}"));
+        let prep: Preprocess =
+            serde_json::from_value(s.settings(name)["preprocess"].clone()).unwrap();
+        let shape = match prep.layout {
+            Layout::Nhwc => [224, 224, 3],
+            Layout::Nchw => [3, 224, 224],
+        };
+        let m = ImageModel::load(&path, prep).unwrap();
+        for batch in [1usize, 8] {
+            let images: Vec<Vec<f32>> = (0..batch)
+                .map(|i| vec![(i as f32) - 50.0; 224 * 224 * 3])
+                .collect();
+            let tract = time(|| {
+                m.run(&images).unwrap();
+            });
+            let ort = reference(
+                json!({"op": "bench_image", "model": path, "shape": [batch, shape[0], shape[1], shape[2]], "runs": RUNS, "threads": 1}),
+            );
+            row(name, batch, tract, ort_ms(&ort));
+        }
     }
 
     let sentences = [

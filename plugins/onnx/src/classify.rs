@@ -10,8 +10,6 @@ use crate::model::{self, Expect, ModelError, Plan};
 
 pub struct ImageModel {
     pub plan: Plan,
-    /// Whether the plan takes a batch of any size (else one image a call).
-    pub batched: bool,
     pub prep: Preprocess,
     /// The file's sha256 prefix, for logs and reports.
     pub name: String,
@@ -54,33 +52,20 @@ impl ImageModel {
                 message: "it has no output".into(),
             })?;
         model::select_outputs(&mut m, &[first.as_str()], path)?;
-        let (hw3, chw) = (
-            [h.to_dim(), w.to_dim(), 3.to_dim()],
-            [3.to_dim(), h.to_dim(), w.to_dim()],
-        );
-        let shape = |batch: TDim| -> TVec<TDim> {
-            let rest = match prep.layout {
-                Layout::Nhwc => hw3.clone(),
-                Layout::Nchw => chw.clone(),
-            };
-            std::iter::once(batch).chain(rest).collect()
+        // One image a call, with every dimension known. tract's fast convolutions (its
+        // depthwise kernel, lazy im2col, direct and blocked convolutions) need a concrete
+        // input shape, and lazy im2col a batch of one; with a symbolic batch size every
+        // convolution fell back to im2col + matmul, which made EfficientNet-Lite0 five times
+        // slower (279 against 55 ms an image, `benches/onnx.rs`). Batches run image by image
+        // on this plan; the batching workers still group a `for_each`'s calls by model.
+        let shape: TVec<TDim> = match prep.layout {
+            Layout::Nhwc => tvec![1.to_dim(), h.to_dim(), w.to_dim(), 3.to_dim()],
+            Layout::Nchw => tvec![1.to_dim(), 3.to_dim(), h.to_dim(), w.to_dim()],
         };
-        // A symbolic batch size lets one call run many images. tract 0.23.9 cannot optimise
-        // some graphs with one (open-nsfw: "Downsample over Reshape: Invalid axis"); those
-        // get a plan for one image, and a batch runs image by image.
-        let mut symbolic = m.clone();
-        let n = model::symbols(&symbolic).batch.to_dim();
-        model::set_input(&mut symbolic, 0, DatumType::F32, shape(n), path)?;
-        let (plan, batched) = match model::optimise(symbolic, path) {
-            Ok(plan) => (plan, true),
-            Err(_) => {
-                model::force_input(&mut m, 0, DatumType::F32, shape(1.to_dim()), path)?;
-                (model::optimise(m, path)?, false)
-            }
-        };
+        model::force_input(&mut m, 0, DatumType::F32, shape, path)?;
+        let plan = model::optimise(m, path)?;
         Ok(ImageModel {
             plan,
-            batched,
             prep,
             name: path
                 .file_name()
@@ -93,7 +78,7 @@ impl ImageModel {
     /// made it). Logits are turned into probabilities with a softmax; outputs that already
     /// are probabilities (non-negative, summing to 1) are kept.
     pub fn run(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
-        if !self.batched && images.len() > 1 {
+        if images.len() != 1 {
             let mut out = Vec::with_capacity(images.len());
             for img in images {
                 out.extend(self.run(std::slice::from_ref(img))?);

@@ -18,6 +18,7 @@ pub mod head;
 pub mod image;
 pub mod image_plugin;
 pub mod model;
+pub mod rewrite;
 pub mod runtime;
 pub mod search_plugin;
 pub mod text_plugin;

@@ -42,13 +42,26 @@ pub fn chain(e: &TractError) -> String {
         .join(": ")
 }
 
+/// Reads the ONNX file at `path`, rewritten ([`crate::rewrite`]) before tract parses it.
 pub fn read(path: &Path) -> Result<InferenceModel, ModelError> {
-    tract_onnx::onnx()
-        .model_for_path(path)
-        .map_err(|e| ModelError::Load {
-            path: path.display().to_string(),
-            message: chain(&e),
-        })
+    let fail = |message: String| ModelError::Load {
+        path: path.display().to_string(),
+        message,
+    };
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx
+        .proto_model_for_path(path)
+        .map_err(|e| fail(chain(&e)))?;
+    crate::rewrite::rewrite(&mut proto);
+    let dir = path.parent().and_then(Path::to_str);
+    let parsed = onnx.parse(&proto, dir).map_err(|e| fail(chain(&e)))?;
+    if !parsed.unresolved_inputs.is_empty() {
+        return Err(fail(format!(
+            "values used but never defined: {}",
+            parsed.unresolved_inputs.join(", ")
+        )));
+    }
+    Ok(parsed.model)
 }
 
 /// What a model input must be for the plugin: a datum type and a shape, where `None`
@@ -160,9 +173,10 @@ pub fn force_input(
 ///   always true) into a uniform of the wrong shape, and the model then fails on every
 ///   input (`Iff: expected batch,1,sequence,sequence, got N,1,1,S`). It is always left out:
 ///   it only saves a mask computation.
-/// - `ChangeAxes` fails on open-nsfw (a per-channel convolution bias kept as `[C, 1]` ends up
-///   on the wrong axis: "Bias should be scalar or a vector with one value per output
-///   channel"). It is left out only when the optimisation with it fails.
+/// - `ChangeAxes` failed on open-nsfw (a per-channel convolution bias kept as `[C, 1]` ends
+///   up on the wrong axis: "Bias should be scalar or a vector with one value per output
+///   channel") until [`crate::rewrite::conv`] folded its convolution tails. It is left out
+///   only when the optimisation with it fails, for models the rewrite does not cover.
 pub fn optimise(model: InferenceModel, path: &Path) -> Result<Plan, ModelError> {
     let fail = |e: TractError| ModelError::Optimise {
         path: path.display().to_string(),
