@@ -265,7 +265,6 @@ fn apply(g: &mut GraphProto, t: Tail) {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::Rewrites;
     use super::*;
     use tract_onnx::pb::{ModelProto, TensorProto};
     use tract_onnx::prelude::*;
@@ -293,22 +292,12 @@ mod tests {
     fn fold(proto: &mut ModelProto) -> usize {
         let done = super::super::rewrite(proto);
         assert_eq!(done.gathers, 0);
-        let _: Rewrites = done;
         done.conv_tails
     }
 
     fn run(proto: &ModelProto) -> Vec<f32> {
-        let mut m = tract_onnx::onnx().parse(proto, None).unwrap().model;
-        m.set_input_fact(0, f32::fact([1, 4, 5, 2]).into()).unwrap();
-        let plan = m.into_optimized().unwrap().into_runnable().unwrap();
         let x = tract_ndarray::Array4::from_shape_vec((1, 4, 5, 2), values(40, 7.0)).unwrap();
-        let out = plan.run(tvec!(Tensor::from(x).into())).unwrap();
-        out[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect()
+        super::super::testing::run(proto, x.into())
     }
 
     #[test]

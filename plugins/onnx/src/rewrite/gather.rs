@@ -34,7 +34,11 @@ fn find(g: &GraphProto) -> Option<Table> {
     let readers = consumers(g);
     let consts = Constants::of(g);
     for mul in &g.node {
-        if mul.op_type != "Mul" || !mul.domain.is_empty() || mul.input.len() != 2 {
+        if mul.op_type != "Mul"
+            || !mul.domain.is_empty()
+            || mul.input.len() != 2
+            || mul.output.len() != 1
+        {
             continue;
         }
         for (side, other) in [(0usize, 1usize), (1, 0)] {
@@ -67,7 +71,9 @@ fn find(g: &GraphProto) -> Option<Table> {
                 && s_dims.iter().skip(1).all(|&d| d == 1)
             {
                 Scale::PerRow
-            } else if s_dims.len() < q_dims.len() || s_dims.first() == Some(&1) {
+            } else if s_dims.len() < q_dims.len()
+                || (s_dims.len() == q_dims.len() && s_dims.first() == Some(&1))
+            {
                 Scale::Shared
             } else {
                 continue;
@@ -79,6 +85,8 @@ fn find(g: &GraphProto) -> Option<Table> {
                 let n = &g.node[gi];
                 n.op_type == "Gather"
                     && n.domain.is_empty()
+                    && n.input.len() == 2
+                    && n.output.len() == 1
                     && n.input.first() == mul.output.first()
                     && attribute(n, "axis").map_or(0, |a| a.i) == 0
             });
@@ -190,17 +198,8 @@ mod tests {
     }
 
     fn run(proto: &ModelProto) -> Vec<f32> {
-        let mut m = tract_onnx::onnx().parse(proto, None).unwrap().model;
-        m.set_input_fact(0, i64::fact([2, 3]).into()).unwrap();
-        let plan = m.into_optimized().unwrap().into_runnable().unwrap();
         let ids = tract_ndarray::Array2::from_shape_vec((2, 3), vec![0i64, 9, 3, 3, 5, 1]).unwrap();
-        let out = plan.run(tvec!(Tensor::from(ids).into())).unwrap();
-        out[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect()
+        super::super::testing::run(proto, ids.into())
     }
 
     #[test]

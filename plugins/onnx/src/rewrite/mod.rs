@@ -154,6 +154,7 @@ fn drop_unused(g: &mut GraphProto) {
 pub(crate) mod testing {
     use super::*;
     use pb::{attribute_proto::AttributeType, ModelProto, OperatorSetIdProto, ValueInfoProto};
+    use tract_onnx::prelude::*;
 
     pub fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
         NodeProto {
@@ -226,6 +227,21 @@ pub(crate) mod testing {
             }),
             ..Default::default()
         }
+    }
+
+    /// `proto`'s first output for input `x`, as tract computes it.
+    pub fn run(proto: &ModelProto, x: Tensor) -> Vec<f32> {
+        let mut m = tract_onnx::onnx().parse(proto, None).unwrap().model;
+        m.set_input_fact(0, InferenceFact::from(TypedFact::shape_and_dt_of(&x)))
+            .unwrap();
+        let plan = m.into_optimized().unwrap().into_runnable().unwrap();
+        let out = plan.run(tvec!(x.into())).unwrap();
+        out[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect()
     }
 
     pub fn ops(proto: &ModelProto) -> Vec<String> {
