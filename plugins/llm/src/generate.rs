@@ -342,7 +342,7 @@ pub fn generate(
     if let Some(i) = cut {
         text.truncate(i);
     }
-    let mut result = Generated {
+    Ok(Generated {
         json: None,
         prompt_tokens: tokens.len() as u32,
         completion_tokens: n_gen,
@@ -355,17 +355,27 @@ pub fn generate(
         },
         finish_reason: finish.to_owned(),
         text,
-    };
-    if let Some(schema) = &req.json_schema {
+    })
+}
+
+/// Parses and validates `result`'s text against `schema` (a step's `json_schema`), setting
+/// `result.json`. Runs after the generation, so a failure can still log the text.
+pub fn structured(
+    schema: Option<&Map<String, Value>>,
+    max_tokens: u32,
+    result: &mut Generated,
+) -> Result<(), PluginError> {
+    if let Some(schema) = schema {
         let parsed: Value = serde_json::from_str(result.text.trim()).map_err(|e| {
             let mut e = PluginError::new(
                 "invalid_json",
                 format!(
-                    "the model's output is not complete JSON ({e}); it stopped because of {finish}"
+                    "the model's output is not complete JSON ({e}); it stopped because of {}",
+                    result.finish_reason
                 ),
             );
-            if finish == "length" {
-                e = e.with_help(format!("raise `max_tokens` (now {})", req.max_tokens));
+            if result.finish_reason == "length" {
+                e = e.with_help(format!("raise `max_tokens` (now {max_tokens})"));
             }
             e
         })?;
@@ -379,5 +389,5 @@ pub fn generate(
         }
         result.json = Some(parsed);
     }
-    Ok(result)
+    Ok(())
 }

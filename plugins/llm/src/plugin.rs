@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use llama_cpp_2::llama_backend::LlamaBackend;
-use mediaflow_plugin_api::{ConfigIssue, Descriptor, PluginError, RunContext, TypedPlugin, Value};
+use mediaflow_plugin_api::{
+    ConfigIssue, Descriptor, LogLevel, PluginError, RunContext, TypedPlugin, Value,
+};
 use mediaflow_plugin_support::PinnedThread;
 
 use crate::cache::ModelCache;
-use crate::generate::{generate, Generated, Request};
+use crate::generate::{generate, structured, Generated, Request};
 
 pub struct Generate {
     descriptor: Descriptor,
@@ -92,7 +94,9 @@ impl TypedPlugin for Generate {
         let backend = self.backend.clone();
         let token = cx.cancel_token().clone();
         let cx2 = cx.clone();
-        self.worker
+        let (schema, max_tokens) = (req.json_schema.clone(), req.max_tokens);
+        let mut out = self
+            .worker
             .run(move || generate(&backend, &model, &req, &token, &|f| cx2.progress(f, None)))
             .await
             .ok_or_else(|| {
@@ -101,6 +105,18 @@ impl TypedPlugin for Generate {
                     "the generation thread is gone; the plugin process restarts",
                 )
                 .retryable()
-            })?
+            })??;
+        if let Err(e) = structured(schema.as_ref(), max_tokens, &mut out) {
+            // The step fails; its log keeps what the model wrote, so the author can see why.
+            cx.log(
+                LogLevel::Error,
+                &format!(
+                    "the model's output ({} tokens, stopped by {}):\n{}",
+                    out.completion_tokens, out.finish_reason, out.text
+                ),
+            );
+            return Err(e);
+        }
+        Ok(out)
     }
 }

@@ -381,3 +381,40 @@ async fn a_timeout_cancels_the_generation(h: &Harness, sup: &Supervisor, long: &
     );
     assert_eq!(sup.starts(), 1, "stopped by Cancel, not by a restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_structured_step_keeps_the_models_text_in_its_log() {
+    require_model();
+    let (h, sup) = llm_harness(&models_dir()).await;
+    // Four tokens cannot hold this object: the step fails with `invalid_json`.
+    let flow = format!(
+        r#"
+steps:
+  extract:
+    uses: llm.generate
+    with:
+      model: {MODEL}
+      prompt: "Name the people in: The mayor, Anna Berg, met the union leader Tom Hale."
+      temperature: 0
+      max_tokens: 4
+      json_schema: {{ type: object, required: [people], properties: {{ people: {{ type: array, items: {{ type: string }} }} }} }}
+"#
+    );
+    let r = h.run(&flow, json!({})).await;
+    let step = &r.steps["extract"];
+    assert_eq!(step.status, StepStatus::Failed, "{r:?}");
+    assert_eq!(step.error.clone().unwrap()["code"], "invalid_json");
+    let logs = h.store.logs(&r.run_id).await.unwrap();
+    let kept = logs
+        .iter()
+        .find(|l| {
+            l.step_id == "extract"
+                && l.message
+                    .starts_with("the model's output (4 tokens, stopped by length):\n")
+        })
+        .unwrap_or_else(|| panic!("no log line with the model's text: {logs:?}"));
+    let text = kept.message.split_once('\n').unwrap().1;
+    assert!(text.trim_start().starts_with('{'), "{text:?}");
+    sup.shutdown().await;
+    h.cleanup().await;
+}
