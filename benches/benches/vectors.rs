@@ -9,28 +9,23 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mediaflow_engine::{normalised, Snapshot};
+use mediaflow_tests::Lcg;
 
 const DIMS: usize = 384;
 const K: usize = 10;
 
-/// `n` vectors around 2,000 topic centres (a small LCG: deterministic, no rand needed).
+/// `n` vectors around 2,000 topic centres (deterministic: [`Lcg`]).
 fn clustered(n: usize, seed: u64) -> Vec<(String, Vec<f32>)> {
-    let mut s = seed;
-    let mut next = move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-    };
-    let centres: Vec<Vec<f32>> = (0..2000)
-        .map(|_| (0..DIMS).map(|_| next()).collect())
-        .collect();
+    let mut lcg = Lcg::new(seed);
+    let centres: Vec<Vec<f32>> = (0..2000).map(|_| lcg.values(DIMS, -1.0, 1.0)).collect();
     (0..n)
         .map(|i| {
             let c = &centres[(i * 7919) % centres.len()];
             (
                 format!("{i}"),
-                c.iter().map(|x| x + 0.35 * next()).collect(),
+                c.iter()
+                    .map(|x| x + 0.35 * lcg.uniform(-1.0, 1.0))
+                    .collect(),
             )
         })
         .collect()

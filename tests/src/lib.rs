@@ -17,6 +17,30 @@ use mediaflow_store::{ArtifactStore, Store};
 use mediaflow_workflow::{compile_str, Plan};
 use serde_json::{json, Map};
 
+/// Deterministic pseudo-random numbers for test and bench data (a 64-bit LCG: the same
+/// values on every machine, no `rand` needed).
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn new(seed: u64) -> Self {
+        Lcg(seed)
+    }
+
+    /// The next value, uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as f32 / (1u64 << 31) as f32) * (hi - lo) + lo
+    }
+
+    /// `n` values, uniform in `[lo, hi)`.
+    pub fn values(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+}
+
 /// Shared observations the test plugins make.
 #[derive(Default)]
 pub struct Probe {

@@ -412,6 +412,12 @@ mod tests {
         read_rows(&path, &args(extra))
     }
 
+    fn texts_and_labels(rows: &[Row]) -> Vec<(&str, &str)> {
+        rows.iter()
+            .map(|r| (r.text.as_str(), r.label.as_str()))
+            .collect()
+    }
+
     #[test]
     fn csv_cells_may_hold_commas_quotes_and_line_breaks() {
         let rows = read(
@@ -420,10 +426,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let got: Vec<(&str, &str)> = rows
-            .iter()
-            .map(|r| (r.text.as_str(), r.label.as_str()))
-            .collect();
+        let got = texts_and_labels(&rows);
         assert_eq!(
             got,
             [
@@ -442,10 +445,7 @@ mod tests {
             &["--label-column", "rating", "--sentiment-scale", "4"],
         )
         .unwrap();
-        let got: Vec<(&str, &str)> = rows
-            .iter()
-            .map(|r| (r.text.as_str(), r.label.as_str()))
-            .collect();
+        let got = texts_and_labels(&rows);
         assert_eq!(
             got,
             [

@@ -13,6 +13,7 @@ use common::{model, padded, reference, store};
 use mediaflow_onnx::classify::ImageModel;
 use mediaflow_onnx::embed::TextModel;
 use mediaflow_onnx::image::{self, Preprocess};
+use mediaflow_tests::Lcg;
 use serde_json::{json, Value};
 
 fn rows(v: &Value) -> Vec<Vec<f32>> {
@@ -40,6 +41,22 @@ fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// onnxruntime's outputs for `images` (each of `shape`), fed as one batch from a raw f32 file.
+fn reference_images(model: &Path, images: &[Vec<f32>], shape: [usize; 3]) -> Vec<Vec<f32>> {
+    let raw = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = images
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(raw.path(), bytes).unwrap();
+    let shape = [images.len(), shape[0], shape[1], shape[2]];
+    let out = reference(json!({
+        "op": "image", "model": model, "input": raw.path(), "shape": shape
+    }));
+    rows(&out["output"])
+}
+
 fn nsfw_prep() -> Preprocess {
     serde_json::from_value(store().settings("open-nsfw")["preprocess"].clone()).unwrap()
 }
@@ -48,29 +65,14 @@ fn nsfw_prep() -> Preprocess {
 fn open_nsfw_matches_onnxruntime_on_the_same_tensor() {
     let path = model("open-nsfw");
     let m = ImageModel::load(&path, nsfw_prep()).unwrap();
-    // Two pseudo-random images in the model's input range (a small LCG: no rand needed).
-    let mut seed = 42u64;
-    let mut next = || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((seed >> 33) as f32 / (1u64 << 31) as f32) * 250.0 - 120.0
-    };
+    // Two pseudo-random images in the model's input range.
+    let mut lcg = Lcg::new(42);
     let images: Vec<Vec<f32>> = (0..2)
-        .map(|_| (0..224 * 224 * 3).map(|_| next()).collect())
+        .map(|_| lcg.values(224 * 224 * 3, -120.0, 130.0))
         .collect();
-    let raw = tempfile::NamedTempFile::new().unwrap();
-    let bytes: Vec<u8> = images
-        .iter()
-        .flatten()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    std::fs::write(raw.path(), bytes).unwrap();
     let ours = m.run(&images).unwrap();
-    let theirs = reference(json!({
-        "op": "image", "model": path, "input": raw.path(), "shape": [2, 224, 224, 3]
-    }));
-    let d = max_diff(&ours, &rows(&theirs["output"]));
+    let theirs = reference_images(&path, &images, [224, 224, 3]);
+    let d = max_diff(&ours, &theirs);
     println!("open-nsfw: max |tract − onnxruntime| = {d:e}");
     assert!(d <= 1e-4, "{d}");
 }
@@ -106,28 +108,11 @@ fn efficientnet_lite0_matches_onnxruntime_on_the_same_tensor() {
     let prep = effnet_prep();
     let m = ImageModel::load(&path, prep.clone()).unwrap();
     // A pseudo-random image in the input's range ((pixel − 127) / 128), and a photo, whose
-    // probabilities are peaked (a small LCG: no rand needed).
-    let mut seed = 7u64;
-    let mut next = || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-    };
-    let noise: Vec<f32> = (0..3 * 224 * 224).map(|_| next()).collect();
+    // probabilities are peaked.
+    let noise = Lcg::new(7).values(3 * 224 * 224, -1.0, 1.0);
     let images = vec![noise, prepared(&samples().join("chelsea.png"), &prep)];
-    let raw = tempfile::NamedTempFile::new().unwrap();
-    let bytes: Vec<u8> = images
-        .iter()
-        .flatten()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    std::fs::write(raw.path(), bytes).unwrap();
     let ours = m.run(&images).unwrap();
-    let theirs = reference(json!({
-        "op": "image", "model": path, "input": raw.path(), "shape": [2, 3, 224, 224]
-    }));
-    let theirs = rows(&theirs["output"]);
+    let theirs = reference_images(&path, &images, [3, 224, 224]);
     assert_eq!(theirs[0].len(), 1000);
     assert!(
         theirs[1].iter().copied().fold(0.0, f32::max) > 0.3,

@@ -42,10 +42,18 @@ pub fn samples() -> PathBuf {
 /// A harness on `db` with the real `mediaflow-onnx` process registered.
 pub async fn harness(db: Db) -> (Harness, Arc<Supervisor>) {
     let mut h = Harness::new(db).await;
-    let exe = Path::new(env!("CARGO_BIN_EXE_mediaflow-onnx"));
-    let binary = describe(exe)
-        .await
-        .unwrap_or_else(|e| panic!("{} describes itself: {e}", exe.display()));
+    let sup = register(&mut h, Path::new(env!("CARGO_BIN_EXE_mediaflow-onnx"))).await;
+    (h, sup)
+}
+
+/// Registers the plugin process `exe` on `h`, with the test models directory.
+async fn register(h: &mut Harness, exe: &Path) -> Arc<Supervisor> {
+    let binary = describe(exe).await.unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (`cargo test --workspace` builds it; ./scripts/test.sh does)",
+            exe.display()
+        )
+    });
     let sup = Supervisor::new(
         binary,
         vec![(
@@ -54,7 +62,7 @@ pub async fn harness(db: Db) -> (Harness, Arc<Supervisor>) {
         )],
     );
     h.register(sup.plugins());
-    (h, sup)
+    sup
 }
 
 pub async fn store(h: &Harness, path: &Path) -> Value {
@@ -85,19 +93,5 @@ pub fn error_message(r: &mediaflow_engine::RunReport, step: &str) -> String {
 /// `cargo test --workspace`), so steps reach `llm.generate` through the engine.
 pub async fn register_llm(h: &mut Harness) -> Arc<Supervisor> {
     let exe = Path::new(env!("CARGO_BIN_EXE_mediaflow-onnx")).with_file_name("mediaflow-llm");
-    let binary = describe(&exe).await.unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (build it with `cargo build --workspace --bins`; ./scripts/test.sh does)",
-            exe.display()
-        )
-    });
-    let sup = Supervisor::new(
-        binary,
-        vec![(
-            "MEDIAFLOW_MODELS".into(),
-            models_dir().display().to_string(),
-        )],
-    );
-    h.register(sup.plugins());
-    sup
+    register(h, &exe).await
 }
