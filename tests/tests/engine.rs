@@ -319,6 +319,16 @@ steps:
         assert!(err.to_string().starts_with("unknown input `m`"));
     }
 
+    async fn quoted_scalars_stay_strings(h) {
+        // YAML 1.2: only plain scalars are typed; `""` is an empty string, not null.
+        let r = h.run(r#"
+steps:
+  a: { uses: test.probe, with: { key: a, value: ["", "42", "true", 42, true, '', ~] } }
+"#, json!({})).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+        assert_eq!(r.steps["a"].outputs["value"], json!(["", "42", "true", 42, true, "", null]));
+    }
+
     async fn runtime_config_errors_name_the_line(h) {
         let r = h.run(r#"
 inputs:

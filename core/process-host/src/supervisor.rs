@@ -41,6 +41,8 @@ pub(crate) struct Conn {
     pid: Option<u32>,
     /// A private (0700) directory whose children are the calls' scratch dirs.
     pub(crate) scratch_root: tempfile::TempDir,
+    /// The last lines the process wrote to stderr.
+    tail: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Conn {
@@ -129,6 +131,15 @@ impl Supervisor {
     pub async fn pid(&self) -> Option<u32> {
         let conn = self.conn.lock().await;
         conn.as_ref().filter(|c| c.is_alive()).and_then(|c| c.pid)
+    }
+
+    /// The last lines the running (or last) process wrote to stderr, oldest first: what
+    /// a crash message quotes, and where a plugin process reports calls it stopped.
+    pub async fn stderr_tail(&self) -> Vec<String> {
+        let conn = self.conn.lock().await;
+        conn.as_ref()
+            .and_then(|c| c.tail.lock().ok().map(|t| t.iter().cloned().collect()))
+            .unwrap_or_default()
     }
 
     /// One [`Plugin`] per descriptor, all served by this process.
@@ -289,6 +300,7 @@ impl Supervisor {
             alive: AtomicBool::new(true),
             pid: child.id(),
             scratch_root,
+            tail: tail.clone(),
         });
         tokio::spawn(async move {
             while let Some(msg) = queue.recv().await {

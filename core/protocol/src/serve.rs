@@ -261,12 +261,20 @@ pub async fn serve_with_args(
                 let running = running.clone();
                 let broken = broken.clone();
                 let host_calls = host_calls.clone();
+                let who = name.to_owned();
                 tasks.spawn(async move {
                     let reply = run_one(id, p, config, context, token, tx.clone(), host_calls).await;
                     if let Ok(mut r) = running.lock() {
                         r.remove(&id);
                     }
                     let is_broken = matches!(&reply, PluginMessage::Error { error, .. } if error.code == crate::PLUGIN_BROKEN);
+                    if let PluginMessage::Error { error, .. } = &reply {
+                        if error.code == "cancelled" {
+                            // The host has usually dropped the call: stderr is where an
+                            // operator (and `Supervisor::stderr_tail`) sees it stopped.
+                            eprintln!("{who}: call {id} stopped: {}", error.message);
+                        }
+                    }
                     let _ = tx.send(reply);
                     if is_broken {
                         broken.cancel();

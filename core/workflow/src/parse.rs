@@ -39,7 +39,10 @@ const RETRY_KEYS: &[&str] = &["max_attempts", "backoff", "max_backoff", "jitter"
 /// Parses the YAML text. `None` when the file is not even valid YAML (the problem is in
 /// `c`).
 pub(crate) fn parse(c: &mut Collector, default_name: &str) -> Option<WorkflowDoc> {
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    // Quoted scalars stay strings (`""`, `"42"`, `"true"`); only plain ones are typed.
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     let text = c.source.text.clone();
     let root = match marked_yaml::parse_yaml_with_options(0, &*text, options) {
         Ok(root) => root,

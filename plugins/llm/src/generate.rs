@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -11,6 +12,10 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use mediaflow_plugin_api::{CancellationToken, JsonSchema, Map, PluginError, Value};
 use serde::{Deserialize, Serialize};
+
+use crate::ground::Source;
+use crate::guided;
+use crate::json::Node;
 
 fn d_max_tokens() -> u32 {
     256
@@ -83,6 +88,15 @@ pub struct Request {
     #[serde(default)]
     #[schemars(inner(length(min = 1)))]
     pub choices: Vec<String>,
+    /// Ground the output in this text (the story it is about): names, numbers and
+    /// quotations must occur in it. Tokens that would start a name or number the text does
+    /// not have are masked while decoding; what still gets through is listed in
+    /// `ungrounded`. An empty text allows no names or numbers at all.
+    #[serde(default)]
+    pub ground_in: Option<String>,
+    /// With `json_schema`: the top-level fields grounding checks (default: every string).
+    #[serde(default)]
+    pub ground_fields: Vec<String>,
     /// A GBNF grammar (root rule `root`) constraining the output.
     #[serde(default)]
     pub grammar: Option<String>,
@@ -112,11 +126,28 @@ pub struct Generated {
     pub prompt_tokens_per_s: f64,
     /// Generation speed.
     pub tokens_per_s: f64,
-    /// `stop`, `length`, `context`, or `choice` (with `choices`).
+    /// `stop`, `length`, `context`, `choice` (with `choices`), or `budget` (with
+    /// `json_schema`: the output was closed with the shortest valid ending when
+    /// `max_tokens` ran low).
     pub finish_reason: String,
+    /// With `json_schema`: what the decoder changed to keep the output valid (closed at
+    /// the budget, cut a repeated array item, cut a string that repeated itself).
+    pub repairs: Vec<String>,
+    /// With `ground_in`: the names, numbers and quotations in the checked output that the
+    /// source does not hold, as written (empty when everything is grounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ungrounded: Option<Vec<String>>,
     /// With `choices`: each choice's probability among them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub choices: Option<BTreeMap<String, f64>>,
+}
+
+fn per_second(n: u32, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
 }
 
 fn err(code: &str, msg: impl Into<String>) -> PluginError {
@@ -154,7 +185,8 @@ fn prompt_text(model: &LlamaModel, req: &Request) -> Result<String, PluginError>
     }
 }
 
-fn sampler(model: &LlamaModel, req: &Request) -> Result<LlamaSampler, PluginError> {
+/// The sampler chain; `guided`: the structured decoder filters the candidates, so no grammar.
+fn sampler(model: &LlamaModel, req: &Request, guided: bool) -> Result<LlamaSampler, PluginError> {
     let mut chain = Vec::new();
     if req.repeat_penalty != 1.0 {
         chain.push(LlamaSampler::penalties(
@@ -178,7 +210,7 @@ fn sampler(model: &LlamaModel, req: &Request) -> Result<LlamaSampler, PluginErro
         (None, Some(g)) => Some(g.clone()),
         _ => None,
     };
-    if let Some(g) = grammar {
+    if let Some(g) = grammar.filter(|_| !guided) {
         chain.push(
             LlamaSampler::grammar(model, &g, "root")
                 .map_err(|e| err("grammar", format!("invalid grammar: {e}")))?,
@@ -202,6 +234,7 @@ pub fn generate(
     backend: &LlamaBackend,
     model: &LlamaModel,
     req: &Request,
+    guide: Option<Arc<Node>>,
     cancel: &CancellationToken,
     progress: &dyn Fn(f32),
 ) -> Result<Generated, PluginError> {
@@ -245,7 +278,7 @@ pub fn generate(
     let mut ctx = model.new_context(backend, params).map_err(|e| {
         PluginError::new("context", format!("cannot create a llama.cpp context: {e}")).retryable()
     })?;
-    let mut sampler = sampler(model, req)?;
+    let mut sampler = sampler(model, req, guide.is_some())?;
 
     // Prompt evaluation, in batches of n_batch tokens.
     let started = Instant::now();
@@ -264,11 +297,7 @@ pub fn generate(
         })?;
     }
     let prompt_secs = started.elapsed().as_secs_f64();
-    let prompt_tokens_per_s = if prompt_secs > 0.0 {
-        tokens.len() as f64 / prompt_secs
-    } else {
-        0.0
-    };
+    let prompt_tokens_per_s = per_second(tokens.len() as u32, prompt_secs);
     if !choices.is_empty() {
         let last_index = batch.n_tokens() - 1;
         let logliks = crate::choices::score(&mut ctx, tokens.len(), last_index, &choices)?;
@@ -286,12 +315,51 @@ pub fn generate(
             prompt_tokens_per_s,
             tokens_per_s: 0.0,
             finish_reason: "choice".to_owned(),
+            repairs: Vec::new(),
+            ungrounded: None,
             choices: Some(req.choices.iter().cloned().zip(probs).collect()),
         });
     }
 
     // Generation.
     let gen_started = Instant::now();
+    if guide.is_some() || req.ground_in.is_some() {
+        let source = req.ground_in.as_deref().map(Source::new);
+        let keep = match (req.temperature <= 0.0, req.repeat_penalty != 1.0) {
+            (true, false) => 1,
+            (true, true) => 16,
+            _ => usize::try_from(req.top_k)
+                .ok()
+                .filter(|k| *k > 0)
+                .unwrap_or(40),
+        };
+        let setup = guided::Setup {
+            model,
+            prompt_tokens: tokens.len(),
+            n_ctx,
+            max_tokens: req.max_tokens,
+            keep,
+            cancel,
+            progress,
+            ground: source.as_ref(),
+            fields: &req.ground_fields,
+            stop: &req.stop,
+        };
+        let out = guided::decode(&setup, guide, &mut ctx, &mut batch, &mut sampler)?;
+        let gen_secs = gen_started.elapsed().as_secs_f64();
+        return Ok(Generated {
+            json: None,
+            prompt_tokens: tokens.len() as u32,
+            completion_tokens: out.tokens,
+            prompt_tokens_per_s,
+            choices: None,
+            tokens_per_s: per_second(out.tokens, gen_secs),
+            finish_reason: out.finish.to_owned(),
+            repairs: out.repairs,
+            ungrounded: None,
+            text: out.text,
+        });
+    }
     let mut out: Vec<u8> = Vec::new();
     let mut n_gen: u32 = 0;
     let mut pos = tokens.len() as i32;
@@ -299,7 +367,13 @@ pub fn generate(
     let mut cut: Option<usize> = None;
     while n_gen < req.max_tokens {
         if cancel.is_cancelled() {
-            return Err(PluginError::cancelled());
+            return Err(PluginError::new(
+                "cancelled",
+                format!(
+                    "the generation was cancelled after {n_gen} of {} tokens",
+                    req.max_tokens
+                ),
+            ));
         }
         if pos as u32 >= n_ctx {
             finish = "context";
@@ -348,12 +422,10 @@ pub fn generate(
         completion_tokens: n_gen,
         prompt_tokens_per_s,
         choices: None,
-        tokens_per_s: if gen_secs > 0.0 {
-            n_gen as f64 / gen_secs
-        } else {
-            0.0
-        },
+        tokens_per_s: per_second(n_gen, gen_secs),
         finish_reason: finish.to_owned(),
+        repairs: Vec::new(),
+        ungrounded: None,
         text,
     })
 }

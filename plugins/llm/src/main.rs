@@ -4,6 +4,9 @@
 mod cache;
 mod choices;
 mod generate;
+mod ground;
+mod guided;
+mod json;
 mod plugin;
 
 #[tokio::main]

@@ -10,6 +10,7 @@ use mediaflow_plugin_support::PinnedThread;
 
 use crate::cache::ModelCache;
 use crate::generate::{generate, structured, Generated, Request};
+use crate::ground::Source;
 
 pub struct Generate {
     descriptor: Descriptor,
@@ -73,6 +74,31 @@ impl TypedPlugin for Generate {
                 "give `json_schema` or `grammar`, not both",
             )];
         }
+        if req.ground_in.is_none() && !req.ground_fields.is_empty() {
+            return vec![ConfigIssue::new(
+                "/ground_fields",
+                "`ground_fields` says which fields `ground_in` checks; give `ground_in` too",
+            )];
+        }
+        if req.ground_in.is_some() && (!req.choices.is_empty() || req.grammar.is_some()) {
+            return vec![ConfigIssue::new(
+                "/ground_in",
+                "grounding works on generated text and `json_schema`; it cannot be combined with `choices` or `grammar`",
+            )];
+        }
+        if let (Some(_), Some(schema)) = (&req.ground_in, &req.json_schema) {
+            if let Err(e) = crate::json::compile(schema) {
+                let at = format!("/json_schema{}", e.pointer.trim_end_matches('/'));
+                return vec![ConfigIssue::new(
+                    &at,
+                    format!(
+                        "grounding needs a schema the structured decoder enforces: {}",
+                        e.reason
+                    ),
+                )
+                .with_help("drop that keyword, or check the output without `ground_in`")];
+            }
+        }
         if let Some(schema) = &req.json_schema {
             let text = Value::Object(schema.clone()).to_string();
             if let Err(e) = llama_cpp_2::json_schema_to_grammar(&text) {
@@ -95,9 +121,27 @@ impl TypedPlugin for Generate {
         let token = cx.cancel_token().clone();
         let cx2 = cx.clone();
         let (schema, max_tokens) = (req.json_schema.clone(), req.max_tokens);
+        let (ground, fields) = (req.ground_in.clone(), req.ground_fields.clone());
+        let guide = match schema.as_ref().map(crate::json::compile) {
+            Some(Ok(root)) => Some(root),
+            Some(Err(e)) => {
+                cx.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "json_schema {e}: decoding falls back to llama.cpp's grammar, which cannot close the output when `max_tokens` runs out"
+                    ),
+                );
+                None
+            }
+            None => None,
+        };
         let mut out = self
             .worker
-            .run(move || generate(&backend, &model, &req, &token, &|f| cx2.progress(f, None)))
+            .run(move || {
+                generate(&backend, &model, &req, guide, &token, &|f| {
+                    cx2.progress(f, None)
+                })
+            })
             .await
             .ok_or_else(|| {
                 PluginError::new(
@@ -106,7 +150,16 @@ impl TypedPlugin for Generate {
                 )
                 .retryable()
             })??;
-        if let Err(e) = structured(schema.as_ref(), max_tokens, &mut out) {
+        let structured_ok = structured(schema.as_ref(), max_tokens, &mut out);
+        if let Some(source) = &ground {
+            out.ungrounded = Some(crate::ground::report(
+                &Source::new(source),
+                &out.text,
+                out.json.as_ref(),
+                &fields,
+            ));
+        }
+        if let Err(e) = structured_ok {
             // The step fails; its log keeps what the model wrote, so the author can see why.
             cx.log(
                 LogLevel::Error,
