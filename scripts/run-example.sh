@@ -14,6 +14,7 @@ shift || true
 cargo build --release -p mediaflow-cli -p mediaflow-llm -p mediaflow-asr -p mediaflow-onnx
 bin="${CARGO_TARGET_DIR:-target}/release/mediaflow"
 "$bin" models pull smollm2-135m-instruct
+"$bin" models pull qwen2.5-coder-0.5b-instruct
 args=("$@")
 case $(basename "$workflow") in
   image-moderation.yaml)

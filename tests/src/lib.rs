@@ -127,6 +127,12 @@ impl ProbePlugin {
         descriptor.max_concurrency = max_concurrency;
         ProbePlugin { descriptor, probe }
     }
+
+    /// Declares that the plugin batches concurrent calls (as `llm.generate` does).
+    pub fn batching(mut self) -> Self {
+        self.descriptor.batches = true;
+        self
+    }
 }
 
 struct Leave<'a>(&'a Probe);
@@ -263,9 +269,10 @@ impl Harness {
         let artifacts = ArtifactStore::new(dir.path().join("artifacts"), store.clone());
         let probe = Arc::new(Probe::default());
         let mut registry = mediaflow_builtin::registry();
-        let probes: [Arc<dyn Plugin>; 2] = [
+        let probes: [Arc<dyn Plugin>; 3] = [
             Arc::new(ProbePlugin::new("test.probe", probe.clone(), None)),
             Arc::new(ProbePlugin::new("test.single", probe.clone(), Some(1))),
+            Arc::new(ProbePlugin::new("test.batched", probe.clone(), Some(3)).batching()),
         ];
         registry.add(probes, "tests").expect("distinct names");
         Harness {

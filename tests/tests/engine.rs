@@ -42,6 +42,27 @@ on_both_backends! {
         assert_eq!(h.probe.max_running(), 1);
     }
 
+    async fn a_batching_plugin_is_held_to_its_own_limit_and_the_workflows_not_the_cores(h) {
+        // `test.batched` batches its calls (max 3 at once), like `llm.generate`: the
+        // engine's one-step-per-core default does not hold it back...
+        let six = r#"
+steps:
+  each:
+    uses: test.batched
+    for_each: ${{ [1, 2, 3, 4, 5, 6] }}
+    with: { key: b, ms: 300 }
+"#;
+        let r = h.run_with(six, json!({}), opts(1), RunControl::default()).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+        assert_eq!(h.probe.max_running(), 3);
+        // ...but a workflow's own `max_parallel` does.
+        h.probe.max_running.store(0, std::sync::atomic::Ordering::SeqCst);
+        let capped = format!("max_parallel: 2\n{}", six.replace("key: b", "key: c"));
+        let r = h.run_with(&capped, json!({}), opts(8), RunControl::default()).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+        assert_eq!(h.probe.max_running(), 2);
+    }
+
     async fn dependencies_run_in_order(h) {
         let r = h.run(r#"
 steps:

@@ -292,9 +292,16 @@ impl Job {
         let spec = self.spec();
         let shared = &self.shared;
         let token = shared.cancel.child_token();
-        let _global = tokio::select! {
-            p = shared.global.clone().acquire_owned() => p.ok(),
-            _ = shared.cancel.cancelled() => return Attempt::Cancelled,
+        let global = match spec.plugin.descriptor().batches {
+            true => shared.batched.clone(),
+            false => Some(shared.global.clone()),
+        };
+        let _global = match global {
+            Some(s) => tokio::select! {
+                p = s.acquire_owned() => p.ok(),
+                _ = shared.cancel.cancelled() => return Attempt::Cancelled,
+            },
+            None => None,
         };
         let _plugin = match shared.plugin_limits.get(&spec.plugin.descriptor().name) {
             Some(s) => tokio::select! {

@@ -397,6 +397,9 @@ impl Engine {
             events: ctl.events.clone(),
             logs: logs.sender(),
             global: Arc::new(Semaphore::new(max_parallel)),
+            batched: plan
+                .max_parallel
+                .map(|n| Arc::new(Semaphore::new(n.max(1)))),
             plugin_limits,
             cancel: run_cancel,
             kv_quota: self.options.kv_quota,

@@ -38,6 +38,11 @@ pub(crate) struct RunShared {
     pub logs: mpsc::UnboundedSender<LogLine>,
     /// Most steps (or items) running at once.
     pub global: Arc<Semaphore>,
+    /// Calls of plugins that batch them ([`Descriptor::batches`]) are not held to
+    /// `global` but to the workflow's own `max_parallel`, if it sets one.
+    ///
+    /// [`Descriptor::batches`]: mediaflow_plugin_api::Descriptor::batches
+    pub batched: Option<Arc<Semaphore>>,
     /// Per-plugin limits (`max_concurrency`), by plugin name.
     pub plugin_limits: HashMap<String, Arc<Semaphore>>,
     /// Cancelled when the run is cancelled or times out.

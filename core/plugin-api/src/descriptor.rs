@@ -36,6 +36,12 @@ pub struct Descriptor {
     /// Most calls of this plugin that may run at once in one engine, if limited.
     #[serde(default)]
     pub max_concurrency: Option<usize>,
+    /// The plugin decodes concurrent calls together in its own process (continuous
+    /// batching), so its calls wait on it rather than on the engine's cores: they count
+    /// against [`Self::max_concurrency`] and a workflow's own `max_parallel`, not the
+    /// engine's default one-step-per-core limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batches: bool,
     /// The sha256 of the plugin's code, for plugins whose identity is their code rather
     /// than the name and version they declare (WebAssembly components). It is part of
     /// [`Self::identity`].
@@ -61,6 +67,7 @@ impl Descriptor {
             cacheable: true,
             sandboxed: false,
             max_concurrency: None,
+            batches: false,
             digest: None,
         }
     }
@@ -117,6 +124,12 @@ impl Descriptor {
 
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = Some(n);
+        self
+    }
+
+    /// Declares that the plugin batches concurrent calls itself (see [`Self::batches`]).
+    pub fn batches(mut self) -> Self {
+        self.batches = true;
         self
     }
 

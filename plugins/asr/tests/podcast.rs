@@ -1,5 +1,5 @@
 //! `workflows/podcast-to-article.yaml` end to end: espeak-ng speech → whisper tiny.en
-//! (mediaflow-asr) → SmolLM2 headline and summary (mediaflow-llm) → article and SRT files.
+//! (mediaflow-asr) → Qwen2.5-Coder-0.5B headline and summary (mediaflow-llm) → article and SRT files.
 //! Needs both plugin binaries (`cargo test --workspace` builds them) and both models
 //! (`./scripts/test.sh` pulls them).
 
@@ -17,7 +17,7 @@ const WORKFLOW: &str = "workflows/podcast-to-article.yaml";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podcast_to_article_runs_on_real_models() {
     require_model(MODEL);
-    require_model("smollm2-135m-instruct");
+    require_model("qwen2.5-coder-0.5b-instruct");
     let asr = Path::new(env!("CARGO_BIN_EXE_mediaflow-asr"));
     let llm = asr.with_file_name("mediaflow-llm");
     assert!(

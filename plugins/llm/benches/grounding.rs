@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p mediaflow-llm --bench grounding` (needs `../shared/data/news` and
 //! `mediaflow models pull smollm2-135m-instruct`; `gemma3-270m` is measured when pulled).
-//! `MEDIAFLOW_BENCH_STORIES=N` changes the number of stories (50).
+//! `MEDIAFLOW_BENCH_STORIES=N` changes the number of stories (50), and
+//! `MEDIAFLOW_BENCH_MODELS=a,b` measures only those candidates.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -15,7 +16,12 @@ use std::time::Instant;
 use common::{headline_flow, invented, llm_harness, models_dir, news_stories, words};
 use serde_json::{json, Value};
 
-const CANDIDATES: &[&str] = &["smollm2-135m-instruct", "gemma3-270m"];
+const CANDIDATES: &[&str] = &[
+    "smollm2-135m-instruct",
+    "gemma3-270m",
+    "qwen2.5-coder-0.5b-instruct",
+    "qwen2.5-coder-1.5b-instruct",
+];
 
 struct Row {
     model: &'static str,
@@ -39,7 +45,11 @@ async fn main() {
     };
     let store = mediaflow_models::ModelStore::open(models_dir()).expect("the model dir");
     let mut rows = Vec::new();
+    let only = std::env::var("MEDIAFLOW_BENCH_MODELS").unwrap_or_default();
     for model in CANDIDATES {
+        if !only.is_empty() && !only.split(',').any(|m| m.trim() == *model) {
+            continue;
+        }
         if store.resolve(model).is_err() {
             eprintln!("{model}: not pulled, skipped");
             continue;
@@ -106,12 +116,12 @@ async fn main() {
         }
     }
     println!(
-        "\n{:<24} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}",
+        "\n{:<28} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}",
         "model", "grounding", "entities", "invented", "rate", "valid JSON", "s/story", "tokens/s"
     );
     for r in &rows {
         println!(
-            "{:<24} {:>9} {:>9} {:>9} {:>8.1}% {:>6}/{:<3} {:>9.2} {:>9.1}",
+            "{:<28} {:>9} {:>9} {:>9} {:>8.1}% {:>6}/{:<3} {:>9.2} {:>9.1}",
             r.model,
             if r.grounded { "on" } else { "off" },
             r.entities,

@@ -1,21 +1,18 @@
-//! One generation: chat template, prompt evaluation, sampling loop, stop strings, JSON.
+//! A call's settings and result, its prompt and sampler, scoring `choices`, checking JSON.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
-use mediaflow_plugin_api::{CancellationToken, JsonSchema, Map, PluginError, Value};
+use llama_cpp_2::token::LlamaToken;
+use mediaflow_plugin_api::{JsonSchema, Map, PluginError, Value};
 use serde::{Deserialize, Serialize};
-
-use crate::ground::Source;
-use crate::guided;
-use crate::json::Node;
 
 fn d_max_tokens() -> u32 {
     256
@@ -142,7 +139,7 @@ pub struct Generated {
     pub choices: Option<BTreeMap<String, f64>>,
 }
 
-fn per_second(n: u32, secs: f64) -> f64 {
+pub fn per_second(n: u32, secs: f64) -> f64 {
     if secs > 0.0 {
         n as f64 / secs
     } else {
@@ -155,7 +152,7 @@ fn err(code: &str, msg: impl Into<String>) -> PluginError {
 }
 
 /// The text the model sees: the chat template from the GGUF metadata, unless `raw`.
-fn prompt_text(model: &LlamaModel, req: &Request) -> Result<String, PluginError> {
+pub fn prompt_text(model: &LlamaModel, req: &Request) -> Result<String, PluginError> {
     if req.raw {
         return Ok(req.prompt.clone());
     }
@@ -186,7 +183,11 @@ fn prompt_text(model: &LlamaModel, req: &Request) -> Result<String, PluginError>
 }
 
 /// The sampler chain; `guided`: the structured decoder filters the candidates, so no grammar.
-fn sampler(model: &LlamaModel, req: &Request, guided: bool) -> Result<LlamaSampler, PluginError> {
+pub fn sampler(
+    model: &LlamaModel,
+    req: &Request,
+    guided: bool,
+) -> Result<LlamaSampler, PluginError> {
     let mut chain = Vec::new();
     if req.repeat_penalty != 1.0 {
         chain.push(LlamaSampler::penalties(
@@ -229,30 +230,23 @@ fn sampler(model: &LlamaModel, req: &Request, guided: bool) -> Result<LlamaSampl
     Ok(LlamaSampler::chain_simple(chain))
 }
 
-/// Runs the generation on the calling (blocking) thread.
-pub fn generate(
-    backend: &LlamaBackend,
-    model: &LlamaModel,
-    req: &Request,
-    guide: Option<Arc<Node>>,
-    cancel: &CancellationToken,
-    progress: &dyn Fn(f32),
-) -> Result<Generated, PluginError> {
+/// A call's prompt as tokens, and the context it needs.
+pub struct Prepared {
+    pub tokens: Vec<LlamaToken>,
+    /// Positions the call may use: prompt and generation (`context`, or prompt +
+    /// `max_tokens`), at most the model's training context.
+    pub window: u32,
+    pub threads: i32,
+}
+
+/// Tokenizes the prompt and works out the call's context window.
+pub fn prepare(model: &LlamaModel, req: &Request) -> Result<Prepared, PluginError> {
     let text = prompt_text(model, req)?;
-    let vocab = model.vocab();
-    let tokens = vocab.tokenize(text.as_bytes(), true, true);
+    let tokens = model.vocab().tokenize(text.as_bytes(), true, true);
     if tokens.is_empty() {
         return Err(err("bad_prompt", "the prompt is empty"));
     }
     let train = model.n_ctx_train().max(512);
-    let choices = crate::choices::tokenize(model, &req.choices)?;
-    let continuation = match choices.iter().map(Vec::len).max() {
-        Some(longest) => longest as u32,
-        None => req.max_tokens,
-    };
-    let wanted = req
-        .context
-        .unwrap_or(tokens.len() as u32 + continuation + 8);
     if tokens.len() as u32 >= train {
         return Err(err(
             "prompt_too_long",
@@ -262,25 +256,66 @@ pub fn generate(
             ),
         ));
     }
-    let n_ctx = wanted.min(train).max(tokens.len() as u32 + 1);
+    let continuation = match req.choices.iter().map(String::len).max() {
+        // A choice has at most as many tokens as bytes.
+        Some(longest) => longest as u32,
+        None => req.max_tokens,
+    };
+    let wanted = req
+        .context
+        .unwrap_or(tokens.len() as u32 + continuation + 8);
+    let window = wanted.min(train).max(tokens.len() as u32 + 1);
     let threads = req.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get() as i32)
             .unwrap_or(2)
     });
-    let n_batch = (tokens.len() as u32).clamp(64, 2048);
+    Ok(Prepared {
+        tokens,
+        window,
+        threads,
+    })
+}
+
+/// A context of `n_ctx` positions for `seqs` sequences of `n_ctx / seqs` each.
+pub fn context<'m>(
+    backend: &LlamaBackend,
+    model: &'m LlamaModel,
+    n_ctx: u32,
+    seqs: u32,
+    n_batch: u32,
+    threads: i32,
+) -> Result<LlamaContext<'m>, PluginError> {
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_seq_max(seqs)
         .with_n_batch(n_batch)
-        .with_n_ubatch(n_batch)
+        .with_n_ubatch(n_batch.min(512))
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    let mut ctx = model.new_context(backend, params).map_err(|e| {
+    model.new_context(backend, params).map_err(|e| {
         PluginError::new("context", format!("cannot create a llama.cpp context: {e}")).retryable()
-    })?;
-    let mut sampler = sampler(model, req, guide.is_some())?;
+    })
+}
 
-    // Prompt evaluation, in batches of n_batch tokens.
+/// With `choices`: scores each as the prompt's continuation, on a context of its own.
+pub fn score_choices(
+    backend: &LlamaBackend,
+    model: &LlamaModel,
+    req: &Request,
+    prepared: &Prepared,
+) -> Result<Generated, PluginError> {
+    let tokens = &prepared.tokens;
+    let choices = crate::choices::tokenize(model, &req.choices)?;
+    let n_batch = (tokens.len() as u32).clamp(64, 2048);
+    let mut ctx = context(
+        backend,
+        model,
+        prepared.window,
+        1,
+        n_batch,
+        prepared.threads,
+    )?;
     let started = Instant::now();
     let mut batch = LlamaBatch::new(n_batch as usize, 1);
     let last = tokens.len() - 1;
@@ -296,137 +331,26 @@ pub fn generate(
             PluginError::new("decode", format!("prompt evaluation failed: {e}")).retryable()
         })?;
     }
-    let prompt_secs = started.elapsed().as_secs_f64();
-    let prompt_tokens_per_s = per_second(tokens.len() as u32, prompt_secs);
-    if !choices.is_empty() {
-        let last_index = batch.n_tokens() - 1;
-        let logliks = crate::choices::score(&mut ctx, tokens.len(), last_index, &choices)?;
-        let probs = crate::choices::probabilities(&logliks);
-        let best = probs
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i);
-        return Ok(Generated {
-            text: req.choices[best].clone(),
-            json: None,
-            prompt_tokens: tokens.len() as u32,
-            completion_tokens: 0,
-            prompt_tokens_per_s,
-            tokens_per_s: 0.0,
-            finish_reason: "choice".to_owned(),
-            repairs: Vec::new(),
-            ungrounded: None,
-            choices: Some(req.choices.iter().cloned().zip(probs).collect()),
-        });
-    }
-
-    // Generation.
-    let gen_started = Instant::now();
-    if guide.is_some() || req.ground_in.is_some() {
-        let source = req.ground_in.as_deref().map(Source::new);
-        let keep = match (req.temperature <= 0.0, req.repeat_penalty != 1.0) {
-            (true, false) => 1,
-            (true, true) => 16,
-            _ => usize::try_from(req.top_k)
-                .ok()
-                .filter(|k| *k > 0)
-                .unwrap_or(40),
-        };
-        let setup = guided::Setup {
-            model,
-            prompt_tokens: tokens.len(),
-            n_ctx,
-            max_tokens: req.max_tokens,
-            keep,
-            cancel,
-            progress,
-            ground: source.as_ref(),
-            fields: &req.ground_fields,
-            stop: &req.stop,
-        };
-        let out = guided::decode(&setup, guide, &mut ctx, &mut batch, &mut sampler)?;
-        let gen_secs = gen_started.elapsed().as_secs_f64();
-        return Ok(Generated {
-            json: None,
-            prompt_tokens: tokens.len() as u32,
-            completion_tokens: out.tokens,
-            prompt_tokens_per_s,
-            choices: None,
-            tokens_per_s: per_second(out.tokens, gen_secs),
-            finish_reason: out.finish.to_owned(),
-            repairs: out.repairs,
-            ungrounded: None,
-            text: out.text,
-        });
-    }
-    let mut out: Vec<u8> = Vec::new();
-    let mut n_gen: u32 = 0;
-    let mut pos = tokens.len() as i32;
-    let mut finish = "length";
-    let mut cut: Option<usize> = None;
-    while n_gen < req.max_tokens {
-        if cancel.is_cancelled() {
-            return Err(PluginError::new(
-                "cancelled",
-                format!(
-                    "the generation was cancelled after {n_gen} of {} tokens",
-                    req.max_tokens
-                ),
-            ));
-        }
-        if pos as u32 >= n_ctx {
-            finish = "context";
-            break;
-        }
-        let token = sampler.sample(&ctx, batch.n_tokens() - 1);
-        if vocab.is_eog(token) {
-            finish = "stop";
-            break;
-        }
-        out.extend(vocab.token_to_piece(token, false, None));
-        n_gen += 1;
-        if !req.stop.is_empty() {
-            let so_far = String::from_utf8_lossy(&out);
-            if let Some(i) = req
-                .stop
-                .iter()
-                .filter_map(|s| so_far.find(s.as_str()))
-                .min()
-            {
-                cut = Some(i);
-                finish = "stop";
-                break;
-            }
-        }
-        if n_gen.is_multiple_of(16) {
-            progress(n_gen as f32 / req.max_tokens as f32);
-        }
-        batch.clear();
-        batch
-            .add(token, pos, &[0], true)
-            .map_err(|e| PluginError::new("decode", e.to_string()).retryable())?;
-        pos += 1;
-        ctx.decode(&mut batch).map_err(|e| {
-            PluginError::new("decode", format!("generation failed: {e}")).retryable()
-        })?;
-    }
-    let gen_secs = gen_started.elapsed().as_secs_f64();
-    let mut text = String::from_utf8_lossy(&out).into_owned();
-    if let Some(i) = cut {
-        text.truncate(i);
-    }
+    let prompt_tokens_per_s = per_second(tokens.len() as u32, started.elapsed().as_secs_f64());
+    let last_index = batch.n_tokens() - 1;
+    let logliks = crate::choices::score(&mut ctx, tokens.len(), last_index, &choices)?;
+    let probs = crate::choices::probabilities(&logliks);
+    let best = probs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
     Ok(Generated {
+        text: req.choices[best].clone(),
         json: None,
         prompt_tokens: tokens.len() as u32,
-        completion_tokens: n_gen,
+        completion_tokens: 0,
         prompt_tokens_per_s,
-        choices: None,
-        tokens_per_s: per_second(n_gen, gen_secs),
-        finish_reason: finish.to_owned(),
+        tokens_per_s: 0.0,
+        finish_reason: "choice".to_owned(),
         repairs: Vec::new(),
         ungrounded: None,
-        text,
+        choices: Some(req.choices.iter().cloned().zip(probs).collect()),
     })
 }
 

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
@@ -33,22 +32,30 @@ pub struct GuidedText {
     pub repairs: Vec<String>,
 }
 
-/// The decoding state `decode` needs from the caller.
-pub struct Setup<'a> {
-    pub model: &'a LlamaModel,
+/// What one sequence's decoding needs; owned, so a sequence can wait in a batch.
+pub struct Setup<'m> {
+    pub model: &'m LlamaModel,
+    /// The sequence's id in the (shared) context.
+    pub seq: i32,
     pub prompt_tokens: usize,
     pub n_ctx: u32,
     pub max_tokens: u32,
     /// How many valid candidates the sampler chooses among (1 = greedy).
     pub keep: usize,
-    pub cancel: &'a CancellationToken,
-    pub progress: &'a dyn Fn(f32),
+    pub cancel: CancellationToken,
     /// Names and numbers must begin entities of this source (`ground_in`).
-    pub ground: Option<&'a Source>,
+    pub ground: Option<Source>,
     /// The top-level fields grounding checks (empty: every string, or all free text).
-    pub fields: &'a [String],
+    pub fields: Vec<String>,
     /// Stop before any of these (free text only: JSON ends where its document does).
-    pub stop: &'a [String],
+    pub stop: Vec<String>,
+}
+
+/// What a sequence wants after a step: these tokens decoded from position `pos` (the
+/// last one's logits are the next step's), or nothing more.
+pub enum Next<T> {
+    Feed(Vec<LlamaToken>, u32),
+    Done(T),
 }
 
 enum Choice {
@@ -59,20 +66,51 @@ enum Choice {
     End,
 }
 
-struct Decoder<'a> {
-    setup: &'a Setup<'a>,
+/// One guided generation, a token per [`Guided::step`].
+pub struct Guided<'m> {
+    setup: Setup<'m>,
     root: Option<Arc<Node>>,
     cursor: Cursor,
     pieces: HashMap<i32, Vec<u8>>,
     /// The generated tokens with where each one's bytes end in the text.
     tokens: Vec<(LlamaToken, usize)>,
+    repairs: Vec<String>,
+    /// Repairs give tokens back; this bounds the work however often they do.
+    steps: u32,
+}
+
+/// The error of a call cancelled (a timeout, a cancelled run) after `made` tokens; the
+/// plugin process writes its message to stderr.
+pub fn cancelled(made: usize, max_tokens: u32) -> PluginError {
+    PluginError::new(
+        "cancelled",
+        format!("the generation was cancelled after {made} of {max_tokens} tokens"),
+    )
 }
 
 fn decode_err(e: impl std::fmt::Display) -> PluginError {
     PluginError::new("decode", format!("generation failed: {e}")).retryable()
 }
 
-impl Decoder<'_> {
+impl<'m> Guided<'m> {
+    /// Generates with `root`'s schema enforced (free text without one).
+    pub fn new(setup: Setup<'m>, root: Option<Arc<Node>>) -> Self {
+        Guided {
+            setup,
+            cursor: root.clone().map_or_else(Cursor::free, Cursor::new),
+            root,
+            pieces: HashMap::new(),
+            tokens: Vec::new(),
+            repairs: Vec::new(),
+            steps: 0,
+        }
+    }
+
+    /// Tokens generated so far.
+    pub fn generated(&self) -> usize {
+        self.tokens.len()
+    }
+
     fn piece(&mut self, t: LlamaToken) -> &[u8] {
         let model = self.setup.model;
         self.pieces
@@ -87,6 +125,96 @@ impl Decoder<'_> {
             || (self.setup.model.vocab().tokenize(text, false, false).len() as u32) <= room
     }
 
+    /// One token, chosen from the logits at `idx` of the last decoded batch.
+    pub fn step(
+        &mut self,
+        ctx: &mut LlamaContext,
+        idx: i32,
+        sampler: &mut LlamaSampler,
+    ) -> Result<Next<GuidedText>, PluginError> {
+        let setup = &self.setup;
+        if setup.cancel.is_cancelled() {
+            return Err(cancelled(self.tokens.len(), setup.max_tokens));
+        }
+        if self.cursor.is_done() {
+            return Ok(self.finish("stop", 0, None));
+        }
+        let used = self.tokens.len() as u32;
+        let pos = setup.prompt_tokens as u32 + used;
+        let room = setup
+            .max_tokens
+            .saturating_sub(used)
+            .min(setup.n_ctx.saturating_sub(pos))
+            .min((2 * setup.max_tokens).saturating_sub(self.steps));
+        let choice = if self.fits(&self.cursor.completion(), room.saturating_sub(1)) {
+            self.choose(ctx, idx, sampler, room)
+        } else {
+            Choice::Close
+        };
+        let token = match choice {
+            Choice::End => return Ok(self.finish("stop", 0, None)),
+            Choice::Close if self.cursor.is_free() => return Ok(self.finish("length", 0, None)),
+            Choice::Close => {
+                self.drop_unfinished_entity();
+                let rest = self.cursor.completion();
+                self.cursor.feed_all(&rest);
+                let closing = self.setup.model.vocab().tokenize(&rest, false, false).len();
+                self.repairs.push("closed at the token budget".to_owned());
+                return Ok(self.finish("budget", closing, None));
+            }
+            Choice::Token(t) => t,
+        };
+        self.steps += 1;
+        let piece = self.piece(token).to_vec();
+        if !self.cursor.feed_all(&piece) {
+            return Err(PluginError::new(
+                "decode",
+                "the structured decoder accepted a token it cannot read",
+            ));
+        }
+        self.cursor.take_closed();
+        self.tokens.push((token, self.cursor.text().len()));
+        // Stop strings end free text; JSON ends where its document does.
+        if let Some(cut) =
+            stop_at(self.cursor.text(), &self.setup.stop).filter(|_| self.cursor.is_free())
+        {
+            return Ok(self.finish("stop", 0, Some(cut)));
+        }
+        if self.cursor.is_done() {
+            return Ok(self.finish("stop", 0, None));
+        }
+        let item = self.cursor.repeated_item();
+        let cut = item
+            .map(|c| (c, false))
+            .or_else(|| self.cursor.repeated_tail().map(|c| (c, true)));
+        if let Some((cut, string)) = cut {
+            if let Some(again) = self.repair(ctx, cut, string)? {
+                self.repairs.push(if string {
+                    "cut a string that repeated itself".to_owned()
+                } else {
+                    "cut a repeated array item and ended the array".to_owned()
+                });
+                return Ok(again);
+            }
+        }
+        Ok(Next::Feed(vec![token], pos))
+    }
+
+    fn finish(
+        &mut self,
+        finish: &'static str,
+        closing: usize,
+        cut_at: Option<usize>,
+    ) -> Next<GuidedText> {
+        let text = self.cursor.text();
+        Next::Done(GuidedText {
+            text: String::from_utf8_lossy(&text[..cut_at.unwrap_or(text.len())]).into_owned(),
+            tokens: (self.tokens.len() + closing) as u32,
+            finish,
+            repairs: std::mem::take(&mut self.repairs),
+        })
+    }
+
     fn choose(
         &mut self,
         ctx: &LlamaContext,
@@ -97,7 +225,7 @@ impl Decoder<'_> {
         if room == 0 {
             return Choice::Close;
         }
-        let logits = ctx.get_logits_ith(idx).to_vec();
+        let logits = ctx.get_logits_ith(idx);
         let mut order: Vec<usize> = (0..logits.len()).collect();
         let head = SCAN.min(order.len());
         if head < order.len() {
@@ -157,7 +285,7 @@ impl Decoder<'_> {
     /// Whether the names and numbers `probe`'s last piece wrote into checked text begin
     /// (or, where they ended, are) source entities.
     fn grounded(&self, probe: &mut Cursor) -> bool {
-        let Some(source) = self.setup.ground else {
+        let Some(source) = self.setup.ground.as_ref() else {
             return true;
         };
         let before = self.cursor.text().len();
@@ -206,7 +334,7 @@ impl Decoder<'_> {
     /// written ("Nitz" of "Nitzanim"); cut back, a word at a time, to where every one that
     /// ends is a source entity.
     fn drop_unfinished_entity(&mut self) {
-        let (Some(source), Some(root)) = (self.setup.ground, self.root.clone()) else {
+        let (Some(source), Some(root)) = (self.setup.ground.as_ref(), self.root.clone()) else {
             return;
         };
         for _ in 0..16 {
@@ -241,14 +369,13 @@ impl Decoder<'_> {
     fn repair(
         &mut self,
         ctx: &mut LlamaContext,
-        batch: &mut LlamaBatch,
         cut: usize,
         string: bool,
-    ) -> Result<bool, PluginError> {
+    ) -> Result<Option<Next<GuidedText>>, PluginError> {
         let Some(cursor) =
             (self.root.clone()).and_then(|root| self.cursor.cut_and_close(root, cut, string))
         else {
-            return Ok(false);
+            return Ok(None);
         };
         // Keep the whole tokens before the cut but the last one, and spell the rest again.
         let whole = self
@@ -264,135 +391,20 @@ impl Decoder<'_> {
             .vocab()
             .tokenize(&cursor.text()[from..cut], false, false);
         if again.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let p0 = (self.setup.prompt_tokens + keep) as u32;
-        ctx.clear_kv_cache_seq(Some(0), Some(p0), None)
+        ctx.clear_kv_cache_seq(Some(self.setup.seq as u32), Some(p0), None)
             .map_err(decode_err)?;
         self.tokens.truncate(keep);
-        batch.clear();
         let mut end = from;
-        for (j, t) in again.iter().enumerate() {
+        for t in &again {
             end += self.piece(*t).len();
-            batch
-                .add(*t, p0 as i32 + j as i32, &[0], j + 1 == again.len())
-                .map_err(decode_err)?;
             self.tokens.push((*t, end.min(cut)));
         }
-        ctx.decode(batch).map_err(decode_err)?;
         self.cursor = cursor;
-        Ok(true)
+        Ok(Some(Next::Feed(again, p0)))
     }
-}
-
-/// Generates with `root`'s schema enforced (free text without one). `batch` holds the
-/// evaluated prompt, its last token with logits.
-pub fn decode(
-    setup: &Setup,
-    root: Option<Arc<Node>>,
-    ctx: &mut LlamaContext,
-    batch: &mut LlamaBatch,
-    sampler: &mut LlamaSampler,
-) -> Result<GuidedText, PluginError> {
-    let mut d = Decoder {
-        setup,
-        cursor: root.clone().map_or_else(Cursor::free, Cursor::new),
-        root,
-        pieces: HashMap::new(),
-        tokens: Vec::new(),
-    };
-    let mut repairs = Vec::new();
-    let mut closing = 0;
-    let mut cut_at = None;
-    // Repairs give tokens back; this bounds the work however often they do.
-    let mut steps = 0u32;
-    let finish = loop {
-        if setup.cancel.is_cancelled() {
-            return Err(PluginError::new(
-                "cancelled",
-                format!(
-                    "the generation was cancelled after {} of {} tokens",
-                    d.tokens.len(),
-                    setup.max_tokens
-                ),
-            ));
-        }
-        if d.cursor.is_done() {
-            break "stop";
-        }
-        let used = d.tokens.len() as u32;
-        let pos = setup.prompt_tokens as u32 + used;
-        let room = setup
-            .max_tokens
-            .saturating_sub(used)
-            .min(setup.n_ctx.saturating_sub(pos))
-            .min((2 * setup.max_tokens).saturating_sub(steps));
-        let choice = if d.fits(&d.cursor.completion(), room.saturating_sub(1)) {
-            d.choose(ctx, batch.n_tokens() - 1, sampler, room)
-        } else {
-            Choice::Close
-        };
-        let token = match choice {
-            Choice::End => break "stop",
-            Choice::Close if d.cursor.is_free() => break "length",
-            Choice::Close => {
-                d.drop_unfinished_entity();
-                let rest = d.cursor.completion();
-                d.cursor.feed_all(&rest);
-                closing = setup.model.vocab().tokenize(&rest, false, false).len();
-                repairs.push("closed at the token budget".to_owned());
-                break "budget";
-            }
-            Choice::Token(t) => t,
-        };
-        steps += 1;
-        let piece = d.piece(token).to_vec();
-        if !d.cursor.feed_all(&piece) {
-            return Err(PluginError::new(
-                "decode",
-                "the structured decoder accepted a token it cannot read",
-            ));
-        }
-        d.cursor.take_closed();
-        d.tokens.push((token, d.cursor.text().len()));
-        // Stop strings end free text; JSON ends where its document does.
-        if let Some(cut) = stop_at(d.cursor.text(), setup.stop).filter(|_| d.cursor.is_free()) {
-            cut_at = Some(cut);
-            break "stop";
-        }
-        if steps.is_multiple_of(16) {
-            (setup.progress)(d.tokens.len() as f32 / setup.max_tokens as f32);
-        }
-        if d.cursor.is_done() {
-            break "stop";
-        }
-        let item = d.cursor.repeated_item();
-        let cut = item
-            .map(|c| (c, false))
-            .or_else(|| d.cursor.repeated_tail().map(|c| (c, true)));
-        if let Some((cut, string)) = cut {
-            if d.repair(ctx, batch, cut, string)? {
-                repairs.push(if string {
-                    "cut a string that repeated itself".to_owned()
-                } else {
-                    "cut a repeated array item and ended the array".to_owned()
-                });
-                continue;
-            }
-        }
-        batch.clear();
-        batch
-            .add(token, pos as i32, &[0], true)
-            .map_err(decode_err)?;
-        ctx.decode(batch).map_err(decode_err)?;
-    };
-    let text = d.cursor.text();
-    Ok(GuidedText {
-        text: String::from_utf8_lossy(&text[..cut_at.unwrap_or(text.len())]).into_owned(),
-        tokens: (d.tokens.len() + closing) as u32,
-        finish,
-        repairs,
-    })
 }
 
 /// Where the first of `stops` begins in `text`, if one occurs.

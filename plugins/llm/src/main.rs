@@ -1,6 +1,7 @@
 //! `mediaflow-llm`: llama.cpp text generation as a mediaflow plugin process.
 //! mediaflow starts it on demand and talks to it over stdin/stdout.
 
+mod batch;
 mod cache;
 mod choices;
 mod generate;
@@ -8,6 +9,7 @@ mod ground;
 mod guided;
 mod json;
 mod plugin;
+mod sequence;
 
 #[tokio::main]
 async fn main() {

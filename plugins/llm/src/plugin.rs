@@ -6,18 +6,19 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use mediaflow_plugin_api::{
     ConfigIssue, Descriptor, LogLevel, PluginError, RunContext, TypedPlugin, Value,
 };
-use mediaflow_plugin_support::PinnedThread;
 
+use crate::batch::{Batcher, Limits};
 use crate::cache::ModelCache;
-use crate::generate::{generate, structured, Generated, Request};
+use crate::generate::{prepare, structured, Generated, Request};
 use crate::ground::Source;
+use crate::sequence::Job;
 
 pub struct Generate {
     descriptor: Descriptor,
     backend: Arc<LlamaBackend>,
     models: ModelCache,
-    /// Every generation runs on this one thread (see [`PinnedThread`]).
-    worker: PinnedThread,
+    /// Every generation runs on this one thread, concurrent calls decoded together.
+    batcher: Batcher,
 }
 
 impl Generate {
@@ -28,17 +29,20 @@ impl Generate {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(4096);
+        let backend = Arc::new(backend);
+        let limits = Limits::from_env();
         Ok(Generate {
-            descriptor: descriptor(),
-            backend: Arc::new(backend),
+            descriptor: descriptor(limits.sequences as usize),
             models: ModelCache::new(budget_mb * 1024 * 1024),
-            worker: PinnedThread::start("llama"),
+            batcher: Batcher::start(backend.clone(), limits),
+            backend,
         })
     }
 }
 
-/// `llm.generate`'s descriptor, from [`Request`] and [`Generated`].
-pub fn descriptor() -> Descriptor {
+/// `llm.generate`'s descriptor, from [`Request`] and [`Generated`]: up to `sequences`
+/// calls at once, which the process decodes together.
+pub fn descriptor(sequences: usize) -> Descriptor {
     Descriptor::from_config::<Request>(
         "llm.generate",
         "1.0.0",
@@ -46,7 +50,8 @@ pub fn descriptor() -> Descriptor {
     )
     .inputs(["prompt", "system"])
     .outputs_from::<Generated>()
-    .max_concurrency(1)
+    .max_concurrency(sequences)
+    .batches()
 }
 
 #[async_trait::async_trait]
@@ -117,9 +122,6 @@ impl TypedPlugin for Generate {
     async fn run(&self, req: Request, cx: &RunContext) -> Result<Generated, PluginError> {
         let path = mediaflow_models::resolve_for_step(&req.model)?;
         let model = self.models.get(&self.backend, &path).await?;
-        let backend = self.backend.clone();
-        let token = cx.cancel_token().clone();
-        let cx2 = cx.clone();
         let (schema, max_tokens) = (req.json_schema.clone(), req.max_tokens);
         let (ground, fields) = (req.ground_in.clone(), req.ground_fields.clone());
         let guide = match schema.as_ref().map(crate::json::compile) {
@@ -135,12 +137,19 @@ impl TypedPlugin for Generate {
             }
             None => None,
         };
-        let mut out = self
-            .worker
-            .run(move || {
-                generate(&backend, &model, &req, guide, &token, &|f| {
-                    cx2.progress(f, None)
-                })
+        let prepared = prepare(&model, &req)?;
+        let progress = cx.clone();
+        let cancel = cx.cancel_token().clone();
+        let done = self
+            .batcher
+            .run(move |reply| Job {
+                req,
+                prepared,
+                guide,
+                model,
+                cancel,
+                progress: Box::new(move |f| progress.progress(f, None)),
+                reply,
             })
             .await
             .ok_or_else(|| {
@@ -150,6 +159,16 @@ impl TypedPlugin for Generate {
                 )
                 .retryable()
             })??;
+        if done.batched_with > 1 {
+            cx.log(
+                LogLevel::Info,
+                &format!(
+                    "decoded in a batch of up to {} concurrent calls",
+                    done.batched_with
+                ),
+            );
+        }
+        let mut out = done.generated;
         let structured_ok = structured(schema.as_ref(), max_tokens, &mut out);
         if let Some(source) = &ground {
             out.ungrounded = Some(crate::ground::report(

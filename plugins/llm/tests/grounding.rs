@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    headline_flow, invented, llm_harness, models_dir, news_stories, require_model, words, MODEL,
+    headline_flow, invented, llm_harness, models_dir, news_stories, require, words, DEFAULT_MODEL,
 };
 use mediaflow_store::RunStatus;
 use serde_json::json;
@@ -26,9 +26,9 @@ async fn grounded_headlines_and_summaries_name_only_what_the_story_holds() {
     let Some(stories) = news_stories(20) else {
         return;
     };
-    require_model();
+    require(DEFAULT_MODEL);
     let (h, sup) = llm_harness(&models_dir()).await;
-    let flow = headline_flow(MODEL, true);
+    let flow = headline_flow(DEFAULT_MODEL, true);
     let r = h.run(&flow, json!({ "stories": stories })).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
     let outputs = r.steps["write"].outputs.as_array().unwrap();
@@ -79,7 +79,7 @@ async fn grounded_headlines_and_summaries_name_only_what_the_story_holds() {
 /// word but a sentence's first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_source_refuses_names_and_numbers() {
-    require_model();
+    require(DEFAULT_MODEL);
     let (h, sup) = llm_harness(&models_dir()).await;
     let flow = format!(
         r#"
@@ -87,7 +87,7 @@ steps:
   answer:
     uses: llm.generate
     with:
-      model: {MODEL}
+      model: {DEFAULT_MODEL}
       prompt: "Who was the first president of the United States, and in which year did he take office? Answer in two sentences."
       temperature: 0
       max_tokens: 60
@@ -112,7 +112,7 @@ steps:
       temperature: 0
       max_tokens: 60
 "#
-    .replace("MODEL", MODEL);
+    .replace("MODEL", DEFAULT_MODEL);
     let r = h.run(&free, json!({})).await;
     let text = r.steps["answer"].outputs["text"]
         .as_str()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{llm_harness, models_dir, news_stories, require_model, MODEL};
+use common::{llm_harness, models_dir, news_stories, require, DEFAULT_MODEL};
 use mediaflow_store::RunStatus;
 use serde_json::{json, Value};
 
@@ -36,7 +36,7 @@ steps:
     uses: llm.generate
     for_each: ${{{{ inputs.stories }}}}
     with:
-      model: {MODEL}
+      model: {DEFAULT_MODEL}
       system: You extract facts from news stories. Answer with JSON only.
       prompt: "List the people, places and organisations named in this story, then summarise it.\n\n${{{{ item }}}}"
       temperature: 0
@@ -72,7 +72,7 @@ async fn unbounded_arrays_under_a_small_budget_are_valid_for_twenty_stories() {
     let Some(stories) = news_stories(20) else {
         return;
     };
-    require_model();
+    require(DEFAULT_MODEL);
     let outputs = extract(&stories, 48).await;
     let closed = outputs
         .iter()
@@ -105,7 +105,7 @@ async fn a_generous_budget_does_not_let_the_model_loop_into_invalid_json() {
     let Some(stories) = news_stories(20) else {
         return;
     };
-    require_model();
+    require(DEFAULT_MODEL);
     let outputs = extract(&stories, 600).await;
     for o in &outputs {
         let json = &o["json"];

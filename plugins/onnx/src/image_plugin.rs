@@ -87,7 +87,8 @@ impl ClassifyImage {
             )
             .inputs(["image"])
             .outputs_from::<Classified>()
-            .max_concurrency(16),
+            .max_concurrency(16)
+            .batches(),
             runtime,
             label_files: Mutex::default(),
         }

@@ -147,6 +147,7 @@ impl Search {
             .inputs(["query"])
             .outputs_from::<Found>()
             .max_concurrency(16)
+            .batches()
             // The collection changes between runs; a cached answer would be stale.
             .not_cacheable(),
             runtime,

@@ -74,7 +74,8 @@ impl Embed {
             )
             .inputs(["text"])
             .outputs_from::<Embedding>()
-            .max_concurrency(16),
+            .max_concurrency(16)
+            .batches(),
             runtime,
         }
     }
@@ -183,7 +184,8 @@ impl ClassifyText {
             )
             .inputs(["text"])
             .outputs_from::<TextClass>()
-            .max_concurrency(16),
+            .max_concurrency(16)
+            .batches(),
             runtime,
         }
     }
@@ -403,7 +405,8 @@ impl SentimentPlugin {
             )
             .inputs(["text"])
             .outputs_from::<Sentiment>()
-            .max_concurrency(16),
+            .max_concurrency(16)
+            .batches(),
             runtime,
             builtin: Head::parse(SENTIMENT_HEAD, "the built-in sentiment head").map_err(|e| e.to_string()),
         }

@@ -9,7 +9,11 @@ use mediaflow_engine::EngineOptions;
 use mediaflow_process_host::{describe, Supervisor};
 use mediaflow_tests::{Db, Harness};
 
+/// The fast model most tests use.
 pub const MODEL: &str = "smollm2-135m-instruct";
+/// The example workflows' default model, which the structured-output and grounding tests
+/// hold to their promises.
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 
 pub fn models_dir() -> PathBuf {
     std::env::var_os("MEDIAFLOW_MODELS")
@@ -21,8 +25,13 @@ pub fn models_dir() -> PathBuf {
 }
 
 pub fn require_model() {
+    require(MODEL);
+}
+
+/// Fails with the command that pulls `name` when it is not in the model dir.
+pub fn require(name: &str) {
     let store = mediaflow_models::ModelStore::open(models_dir()).unwrap();
-    if let Err(e) = store.resolve(MODEL) {
+    if let Err(e) = store.resolve(name) {
         panic!(
             "{e}: {} (or run ./scripts/test.sh, which pulls it)",
             e.help().unwrap_or_default()
@@ -31,14 +40,19 @@ pub fn require_model() {
 }
 
 pub async fn llm_harness(models: &Path) -> (Harness, Arc<Supervisor>) {
+    llm_harness_with(models, &[]).await
+}
+
+/// [`llm_harness`] with these settings in the plugin process's environment
+/// (`MEDIAFLOW_LLM_SEQUENCES`, ...).
+pub async fn llm_harness_with(models: &Path, env: &[(&str, &str)]) -> (Harness, Arc<Supervisor>) {
     let mut h = Harness::new(Db::Sqlite).await;
     let binary = describe(Path::new(env!("CARGO_BIN_EXE_mediaflow-llm")))
         .await
         .expect("mediaflow-llm describes itself");
-    let sup = Supervisor::new(
-        binary,
-        vec![("MEDIAFLOW_MODELS".into(), models.display().to_string())],
-    );
+    let mut vars = vec![("MEDIAFLOW_MODELS".into(), models.display().to_string())];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let sup = Supervisor::new(binary, vars);
     h.register(sup.plugins());
     (h, sup)
 }
@@ -150,34 +164,42 @@ pub fn invented(story: &str, text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `for_each` over `inputs.stories` whose step `step` calls `llm.generate` on each story
+/// with `model`, greedy, and these further `with:` settings (one a line, unindented; the
+/// story is `${{ item }}`).
+pub fn stories_flow(step: &str, model: &str, with: &str) -> String {
+    let with: String = with
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    format!(
+        "inputs:\n  stories: list\nsteps:\n  {step}:\n    uses: llm.generate\n    for_each: ${{{{ inputs.stories }}}}\n    with:\n      model: {model}\n      temperature: 0\n{with}"
+    )
+}
+
 /// A `for_each` over `inputs.stories` that writes a headline and a two-sentence summary of
 /// each as JSON, greedy, grounded in the story when `grounded`.
 pub fn headline_flow(model: &str, grounded: bool) -> String {
     let ground = if grounded {
-        "      ground_in: ${{ item }}\n"
+        "ground_in: ${{ item }}"
     } else {
         ""
     };
-    format!(
-        r#"
-inputs:
-  stories: list
-steps:
-  write:
-    uses: llm.generate
-    for_each: ${{{{ inputs.stories }}}}
-    with:
-      model: {model}
-      system: You are a news sub-editor. Answer with JSON only.
-      prompt: "Write a headline and a two-sentence summary of this story, with its key names and numbers.\n\n${{{{ item }}}}"
-      temperature: 0
-      max_tokens: 160
-{ground}      json_schema:
-        type: object
-        required: [headline, summary]
-        properties:
-          headline: {{ type: string, maxLength: 120 }}
-          summary: {{ type: string, maxLength: 500 }}
-"#
+    stories_flow(
+        "write",
+        model,
+        &format!(
+            r#"system: You are a news sub-editor. Answer with JSON only.
+prompt: "Write a headline and a two-sentence summary of this story, with its key names and numbers.\n\n${{{{ item }}}}"
+max_tokens: 160
+{ground}
+json_schema:
+  type: object
+  required: [headline, summary]
+  properties:
+    headline: {{ type: string, maxLength: 120 }}
+    summary: {{ type: string, maxLength: 500 }}"#
+        ),
     )
 }
