@@ -12,8 +12,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::Instant;
-
 use common::{headline_flow, llm_harness_with, models_dir, news_stories};
 use mediaflow_engine::RunControl;
 use serde_json::{json, Value};
@@ -56,21 +54,7 @@ async fn main() {
             let warm = json!({ "stories": [stories[0].clone()] });
             h.run_with(flow, warm, common::no_cache(), RunControl::default())
                 .await;
-            let started = Instant::now();
-            let r = h
-                .run_with(
-                    flow,
-                    json!({ "stories": stories }),
-                    common::no_cache(),
-                    RunControl::default(),
-                )
-                .await;
-            let secs = started.elapsed().as_secs_f64();
-            let outputs = r.steps["write"]
-                .outputs
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let (outputs, secs) = common::timed_stories(&h, flow, &stories).await;
             let tokens: u64 = outputs
                 .iter()
                 .filter_map(|o| o.get("completion_tokens").and_then(Value::as_u64))
@@ -83,7 +67,8 @@ async fn main() {
                 .filter_map(|o| o.get("tokens_per_s").and_then(Value::as_f64))
                 .sum::<f64>()
                 / outputs.len().max(1) as f64;
-            let decoding = per_call * seqs.parse::<f64>().unwrap_or(1.0);
+            let together = seqs.parse::<usize>().unwrap_or(1).min(outputs.len().max(1));
+            let decoding = per_call * together as f64;
             let (base_rate, base_decoding) = *base.get_or_insert((rate, decoding));
             println!(
                 "{job:<24} {seqs:>11} {tokens:>8} {secs:>8.1} {rate:>10.1} {:>9.2}x {decoding:>10.1} {:>9.2}x",

@@ -11,10 +11,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::Instant;
-
 use common::{headline_flow, invented, llm_harness, models_dir, news_stories, words};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const CANDIDATES: &[&str] = &[
     "smollm2-135m-instruct",
@@ -56,19 +54,8 @@ async fn main() {
         }
         for grounded in [false, true] {
             let (h, sup) = llm_harness(&models_dir()).await;
-            let started = Instant::now();
-            let r = h
-                .run(
-                    &headline_flow(model, grounded),
-                    json!({ "stories": stories }),
-                )
-                .await;
-            let secs = started.elapsed().as_secs_f64();
-            let outputs = r.steps["write"]
-                .outputs
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let flow = headline_flow(model, grounded);
+            let (outputs, secs) = common::timed_stories(&h, &flow, &stories).await;
             let mut row = Row {
                 model,
                 grounded,

@@ -203,3 +203,28 @@ json_schema:
         ),
     )
 }
+
+/// Runs `flow` on `stories` without the cache and times it: the `write` step's outputs
+/// (one per story that succeeded) and the seconds the run took.
+pub async fn timed_stories(
+    h: &Harness,
+    flow: &str,
+    stories: &[String],
+) -> (Vec<serde_json::Value>, f64) {
+    let started = std::time::Instant::now();
+    let r = h
+        .run_with(
+            flow,
+            serde_json::json!({ "stories": stories }),
+            no_cache(),
+            mediaflow_engine::RunControl::default(),
+        )
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let outputs = r.steps["write"]
+        .outputs
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    (outputs, secs)
+}
