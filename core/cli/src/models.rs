@@ -8,6 +8,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use mediaflow_asr_convert::Ct2Whisper;
 use mediaflow_image_convert::TorchEfficientNetLite;
+use mediaflow_llm_convert::GgufRequantize;
 use mediaflow_models::{ModelError, ModelStore, PullEvent};
 use miette::miette;
 
@@ -44,7 +45,9 @@ pub fn run(cmd: &ModelsCommand, dir: &Path) -> Result<(), miette::Report> {
     let store = ModelStore::open(dir.to_path_buf())
         .map_err(report)?
         .with_converter(Arc::new(Ct2Whisper))
-        .with_converter(Arc::new(TorchEfficientNetLite));
+        .with_converter(Arc::new(TorchEfficientNetLite))
+        .with_converter(Arc::new(GgufRequantize::Q8_0))
+        .with_converter(Arc::new(GgufRequantize::Q4_0));
     match cmd {
         ModelsCommand::List { json } => {
             let list = store.list().map_err(report)?;

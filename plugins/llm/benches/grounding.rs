@@ -3,10 +3,10 @@
 //! the output that the story does not have / all names and numbers in the output), JSON
 //! validity and seconds per story, side by side in one run.
 //!
-//! `cargo bench -p mediaflow-llm --bench grounding` (needs `../shared/data/news` and
+//! `cargo bench --profile dev --workspace --bench grounding` (needs `../shared/data/news` and
 //! `mediaflow models pull smollm2-135m-instruct`; `gemma3-270m` is measured when pulled).
 //! `MEDIAFLOW_BENCH_STORIES=N` changes the number of stories (50), and
-//! `MEDIAFLOW_BENCH_MODELS=a,b` measures only those candidates.
+//! `MEDIAFLOW_BENCH_MODELS=a,b` measures those models (catalog names or paths) instead.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -22,7 +22,7 @@ const CANDIDATES: &[&str] = &[
 ];
 
 struct Row {
-    model: &'static str,
+    model: String,
     grounded: bool,
     entities: usize,
     invented: usize,
@@ -43,11 +43,14 @@ async fn main() {
     };
     let store = mediaflow_models::ModelStore::open(models_dir()).expect("the model dir");
     let mut rows = Vec::new();
+    // `MEDIAFLOW_BENCH_MODELS`: these models (catalog names or paths) instead.
     let only = std::env::var("MEDIAFLOW_BENCH_MODELS").unwrap_or_default();
-    for model in CANDIDATES {
-        if !only.is_empty() && !only.split(',').any(|m| m.trim() == *model) {
-            continue;
-        }
+    let models: Vec<String> = match only.trim() {
+        "" => CANDIDATES.iter().map(|m| m.to_string()).collect(),
+        list => list.split(',').map(|m| m.trim().to_owned()).collect(),
+    };
+    for model in &models {
+        let model = model.as_str();
         if store.resolve(model).is_err() {
             eprintln!("{model}: not pulled, skipped");
             continue;
@@ -57,7 +60,7 @@ async fn main() {
             let flow = headline_flow(model, grounded);
             let (outputs, secs) = common::timed_stories(&h, &flow, &stories).await;
             let mut row = Row {
-                model,
+                model: model.to_owned(),
                 grounded,
                 entities: 0,
                 invented: 0,
