@@ -89,7 +89,9 @@ impl BlockType {
     /// Bytes of `elements` elements (a whole number of blocks), `None` if not whole.
     pub fn bytes(self, elements: u64) -> Option<u64> {
         let (n, b) = self.block();
-        (elements % n as u64 == 0).then(|| elements / n as u64 * b as u64)
+        elements
+            .is_multiple_of(n as u64)
+            .then(|| elements / n as u64 * b as u64)
     }
 }
 

@@ -89,8 +89,8 @@ impl<R: Read> Reader<'_, R> {
         let fixed = match ty {
             0 | 1 | 7 => 1,
             2 | 3 => 2,
-            4 | 5 | 6 => 4,
-            10 | 11 | 12 => 8,
+            4..=6 => 4,
+            10..=12 => 8,
             8 => {
                 self.string()?;
                 return Ok(None);

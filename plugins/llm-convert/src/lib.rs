@@ -57,7 +57,7 @@ pub struct Requantized {
 fn written_as(t: &gguf::TensorInfo, target: BlockType, has_output: bool) -> BlockType {
     let float = matches!(t.ty, BlockType::F32 | BlockType::F16 | BlockType::BF16);
     let row = t.dims.first().copied().unwrap_or(0);
-    let whole = row % target.block().0 as u64 == 0;
+    let whole = row.is_multiple_of(target.block().0 as u64);
     let lookup_only = t.name == "token_embd.weight" && has_output;
     if float || !whole || lookup_only {
         t.ty
