@@ -15,7 +15,7 @@ source scripts/setup.sh
 export MEDIAFLOW_MODELS=${MEDIAFLOW_MODELS:-$HOME/.local/share/mediaflow/models}
 export MEDIAFLOW_SAMPLES=${MEDIAFLOW_SAMPLES:-$HOME/.local/share/mediaflow/samples}
 cargo test --workspace --no-run "$@"
-for model in smollm2-135m-instruct qwen2.5-coder-0.5b-instruct whisper-tiny.en open-nsfw efficientnet-lite0 minilm-l3 minilm-l6; do
+for model in smollm2-135m-instruct qwen2.5-coder-0.5b-instruct whisper-tiny.en whisper-tiny.en-q8_0 whisper-tiny.en-q5_1 silero-vad open-nsfw efficientnet-lite0 minilm-l3 minilm-l6; do
   "${CARGO_TARGET_DIR:-target}/debug/mediaflow" models pull "$model"
 done
 # Real photos for the image tests, and the Python references (onnxruntime, VADER) the

@@ -126,6 +126,9 @@ pub async fn serve(name: &str, version: &str, plugins: Vec<Arc<dyn Plugin>>) {
     serve_with_args(name, version, plugins, &args).await
 }
 
+/// How long the writer may take, after the last call, to write what is queued.
+const WRITER_GRACE: Duration = Duration::from_secs(2);
+
 /// How long in-flight calls get to stop after the host has gone.
 const ORPHAN_GRACE: Duration = Duration::from_secs(5);
 
@@ -296,7 +299,10 @@ pub async fn serve_with_args(
         while tasks.join_next().await.is_some() {}
     }
     drop(tx);
-    let _ = writer.await;
+    // The writer ends when every sender is gone, but a plugin may keep one alive for good
+    // (a progress callback that a C library never frees holds a call's context): write
+    // what is queued, then stop waiting, so the process exits when its host is gone.
+    let _ = tokio::time::timeout(WRITER_GRACE, writer).await;
 }
 
 /// Reads the host's hello and checks its version; the error says why the plugin refuses.

@@ -3,6 +3,8 @@
 use std::io::Read;
 use std::path::Path;
 
+use mediaflow_ggml_blocks::BlockType;
+
 use crate::{Error, GGML_MAGIC};
 
 /// Whether `path` starts like a whisper.cpp ggml model.
@@ -12,20 +14,6 @@ pub fn is_ggml(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
         && u32::from_le_bytes(magic) == GGML_MAGIC
-}
-
-/// Bytes per block and elements per block of the ggml types whisper.cpp models use.
-fn ggml_type_size(ttype: i32) -> Option<(u64, u64)> {
-    Some(match ttype {
-        0 => (4, 1),   // f32
-        1 => (2, 1),   // f16
-        2 => (18, 32), // q4_0
-        3 => (20, 32), // q4_1
-        6 => (22, 32), // q5_0
-        7 => (24, 32), // q5_1
-        8 => (34, 32), // q8_0
-        _ => return None,
-    })
 }
 
 /// Walks a whisper.cpp ggml file's header, vocabulary and tensor table and checks that the
@@ -95,13 +83,14 @@ pub fn check_ggml(path: &Path) -> Result<(), Error> {
             elements = elements.saturating_mul(i32_at(&mut f, "tensor table")?.max(0) as u64);
         }
         skip(&mut f, name_len as u64, "tensor name")?;
-        let Some((block_bytes, block)) = ggml_type_size(ttype) else {
+        let Some(ty) = BlockType::from_id(ttype as u32).filter(|_| ttype >= 0) else {
             // A type this check does not know: trust the rest to whisper.cpp.
             return Ok(());
         };
+        let (block, block_bytes) = ty.block();
         skip(
             &mut f,
-            elements.div_ceil(block) * block_bytes,
+            elements.div_ceil(block as u64) * block_bytes as u64,
             "tensor data",
         )?;
         tensors += 1;

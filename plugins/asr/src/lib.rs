@@ -4,7 +4,9 @@
 //! benchmark).
 
 pub mod audio;
+pub mod cues;
 pub mod plugin;
 pub mod standalone;
 pub mod subtitles;
 pub mod transcribe;
+pub mod vad;

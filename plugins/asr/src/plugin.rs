@@ -11,6 +11,7 @@ use mediaflow_plugin_support::PinnedThread;
 use serde::Serialize;
 
 use crate::audio::{self, AudioError};
+use crate::cues::{self, Word};
 use crate::subtitles::{self, Segment};
 use crate::transcribe::{self, Models, Settings, TranscribeError};
 
@@ -39,12 +40,19 @@ pub struct Transcription {
     pub language: String,
     /// `[{start, end, text}]`, seconds.
     pub segments: Vec<TimedText>,
-    /// SubRip subtitles.
+    /// With `word_timestamps: true`: `[{word, start, end, probability}]`, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<Word>>,
+    /// SubRip subtitles, cues built from word timings to `max_line_chars`, `max_lines` and
+    /// `max_chars_per_second`.
     pub srt: ArtifactRef,
     /// WebVTT subtitles.
     pub vtt: ArtifactRef,
     /// Seconds of audio.
     pub duration: f64,
+    /// With voice activity detection: the seconds of speech it found and transcribed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speech_duration: Option<f64>,
     /// Processing time / audio duration.
     pub realtime_factor: f64,
 }
@@ -179,6 +187,8 @@ impl TypedPlugin for Transcribe {
             None => format!("artifact {}", &artifact.sha256[..12]),
         };
         let max_duration = settings.max_duration();
+        let settings_limits = settings.cue_limits();
+        let want_words = settings.word_timestamps;
         let decoded = tokio::task::spawn_blocking(move || {
             let hints: Vec<&str> = hints.iter().map(String::as_str).collect();
             audio::load(&audio_path, &label, &hints, max_duration)
@@ -191,21 +201,27 @@ impl TypedPlugin for Transcribe {
             seconds, decoded.codec, decoded.source_rate, decoded.source_channels, settings.model
         ));
 
+        let vad_model = transcribe::vad_model(&settings, seconds, &|m| cx.info(m))?;
         let models = self.models.clone();
         let progress_cx = cx.clone();
+        let log_cx = cx.clone();
         let token = cx.cancel_token().clone();
         let started = Instant::now();
         let transcript = self
             .worker
             .run(move || {
-                let ctx = models.get(&model_path)?;
-                progress_cx.progress(0.02, Some("transcribing"));
-                let progress = Box::new(move |pct: i32| {
-                    progress_cx.progress(0.02 + 0.98 * pct.clamp(0, 100) as f32 / 100.0, None)
-                });
-                transcribe::transcribe(&ctx, &decoded.samples, &settings, progress, move || {
-                    token.is_cancelled()
-                })
+                let progress =
+                    Box::new(move |done: f32, what: Option<&str>| progress_cx.progress(done, what));
+                transcribe::run(
+                    &models,
+                    &model_path,
+                    vad_model.as_deref(),
+                    &decoded.samples,
+                    &settings,
+                    progress,
+                    &|m| log_cx.info(m),
+                    move || token.is_cancelled(),
+                )
             })
             .await
             .ok_or_else(|| {
@@ -218,6 +234,15 @@ impl TypedPlugin for Transcribe {
         let elapsed = started.elapsed().as_secs_f64();
 
         let segments = subtitles::tidy(transcript.segments);
+        let mut words = transcript.words;
+        if words.is_empty() {
+            words = cues::words_of_segments(&segments);
+        }
+        for w in &mut words {
+            w.start = round3(w.start);
+            w.end = round3(w.end);
+        }
+        let cues = cues::build(&words, &settings_limits);
         let text = segments
             .iter()
             .map(|s| s.text.as_str())
@@ -232,15 +257,17 @@ impl TypedPlugin for Transcribe {
                     .await
             }
         };
-        let srt = store("srt", "application/x-subrip", subtitles::srt(&segments)).await?;
-        let vtt = store("vtt", "text/vtt", subtitles::vtt(&segments)).await?;
+        let srt = store("srt", "application/x-subrip", subtitles::srt(&cues)).await?;
+        let vtt = store("vtt", "text/vtt", subtitles::vtt(&cues)).await?;
         Ok(Transcription {
             text,
             language: transcript.language,
             segments: segments.iter().map(timed).collect(),
+            words: want_words.then_some(words),
             srt,
             vtt,
             duration: round3(seconds),
+            speech_duration: transcript.speech_seconds.map(round3),
             realtime_factor: round3(elapsed / seconds.max(1e-9)),
         })
     }

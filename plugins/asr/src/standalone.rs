@@ -1,5 +1,5 @@
 //! `mediaflow-asr transcribe FILE [--model M] [--language L] [--beam-size N] [--threads N]
-//! [--audio-ctx N] [--no-fallback] [--verbose]`: one transcription without a workflow. Prints
+//! [--audio-ctx N] [--no-fallback] [--vad|--no-vad] [--verbose]`: one transcription without a workflow. Prints
 //! JSON: the transcript, the segments, the time each phase took and the process's peak memory.
 
 use std::path::Path;
@@ -35,12 +35,19 @@ pub struct Args {
     /// CPU threads [default: all cores, at most 8]
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
-    /// Encoder context: 1500 = 30 s; smaller encodes short clips faster [default: 1500]
+    /// Encoder context: 1500 = 30 s; smaller encodes short clips faster [default: trimmed
+    /// to clips under 30 s]
     #[arg(long, value_name = "N")]
     pub audio_ctx: Option<u32>,
     /// No re-decoding at higher temperatures (faster, fully deterministic)
     #[arg(long)]
     pub no_fallback: bool,
+    /// Voice activity detection on (`--vad`) or off (`--no-vad`) [default: on for audio
+    /// over 30 s when `silero-vad` is installed]
+    #[arg(long, overrides_with = "no_vad")]
+    pub vad: bool,
+    #[arg(long, hide = true)]
+    pub no_vad: bool,
     /// Show whisper.cpp's log and timings on stderr
     #[arg(long)]
     pub verbose: bool,
@@ -59,6 +66,14 @@ impl Args {
             (
                 "temperature_fallback",
                 json!(self.no_fallback.then_some(false)),
+            ),
+            (
+                "vad",
+                json!(if self.vad {
+                    Some(true)
+                } else {
+                    self.no_vad.then_some(false)
+                }),
             ),
         ];
         let config: serde_json::Map<String, serde_json::Value> = options
@@ -102,7 +117,8 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
 
     let t = Instant::now();
     let model = mediaflow_models::resolve_for_step(&settings.model).map_err(|e| e.to_string())?;
-    let ctx = Models::new(1).get(&model).map_err(|e| e.to_string())?;
+    let models = Models::new(1);
+    let ctx = models.get(&model).map_err(|e| e.to_string())?;
     let load = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -115,9 +131,23 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
     let decode = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let out = transcribe::transcribe(&ctx, &decoded.samples, &settings, Box::new(|_| {}), || {
-        false
-    })
+    let log = |m: &str| {
+        if verbose {
+            eprintln!("{m}")
+        }
+    };
+    let vad =
+        transcribe::vad_model(&settings, decoded.seconds(), &log).map_err(|e| e.to_string())?;
+    let out = transcribe::run(
+        &models,
+        &model,
+        vad.as_deref(),
+        &decoded.samples,
+        &settings,
+        Box::new(|_, _| {}),
+        &log,
+        || false,
+    )
     .map_err(|e| e.to_string())?;
     let run = t.elapsed().as_secs_f64();
     if verbose {
@@ -129,6 +159,7 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         "text": text.join(" "),
         "language": out.language,
         "segments": segments,
+        "vad": vad.is_some(),
         "audio_seconds": decoded.seconds(),
         "seconds": {"load": load, "decode": decode, "transcribe": run},
         "realtime_factor": run / decoded.seconds().max(1e-9),

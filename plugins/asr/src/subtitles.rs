@@ -1,6 +1,8 @@
-//! SRT and WebVTT from timed segments.
+//! Timed segments tidied, and SRT and WebVTT from subtitle cues (`cues.rs` builds them).
 
 use serde::Serialize;
+
+use crate::cues::Cue;
 
 /// One stretch of speech, in seconds from the start of the audio.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -9,9 +11,6 @@ pub struct Segment {
     pub end: f64,
     pub text: String,
 }
-
-/// Subtitle lines are wrapped at this many characters (the common broadcast limit).
-const LINE: usize = 42;
 
 /// Makes times usable as cues: each segment starts no earlier than the previous one ends
 /// and lasts at least a tenth of a second; blank segments are dropped.
@@ -42,48 +41,29 @@ fn stamp(seconds: f64, sep: char) -> String {
     )
 }
 
-/// Wraps text into lines of at most [`LINE`] characters, at spaces.
-fn wrap(text: &str) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > LINE {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines.join("\n")
-}
-
-pub fn srt(segments: &[Segment]) -> String {
+pub fn srt(cues: &[Cue]) -> String {
     let mut out = String::new();
-    for (i, s) in segments.iter().enumerate() {
+    for (i, c) in cues.iter().enumerate() {
         out.push_str(&format!(
             "{}\n{} --> {}\n{}\n\n",
             i + 1,
-            stamp(s.start, ','),
-            stamp(s.end, ','),
-            wrap(&s.text)
+            stamp(c.start, ','),
+            stamp(c.end, ','),
+            c.lines.join("\n")
         ));
     }
     out
 }
 
-pub fn vtt(segments: &[Segment]) -> String {
+pub fn vtt(cues: &[Cue]) -> String {
     let mut out = String::from("WEBVTT\n\n");
-    for s in segments {
+    for c in cues {
         // "-->" inside a cue would end it early.
-        let text = wrap(&s.text).replace("-->", "->");
+        let text = c.lines.join("\n").replace("-->", "->");
         out.push_str(&format!(
             "{} --> {}\n{}\n\n",
-            stamp(s.start, '.'),
-            stamp(s.end, '.'),
+            stamp(c.start, '.'),
+            stamp(c.end, '.'),
             text
         ));
     }
@@ -117,10 +97,25 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s[1].start, 2.5);
         assert!((s[1].end - 2.6).abs() < 1e-9);
-        let srt = srt(&s);
+        let cues: Vec<Cue> = s
+            .iter()
+            .map(|x| Cue {
+                start: x.start,
+                end: x.end,
+                lines: if x.text.len() > 42 {
+                    vec![
+                        "An hour in, and a line that is long enough".into(),
+                        "to need wrapping here.".into(),
+                    ]
+                } else {
+                    vec![x.text.clone()]
+                },
+            })
+            .collect();
+        let srt = srt(&cues);
         assert!(srt.starts_with("1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n2\n"));
         assert!(srt.contains("3\n01:01:01,250 --> 01:01:02,000\nAn hour in, and a line that is long enough\nto need wrapping here.\n\n"), "{srt}");
-        let vtt = vtt(&s);
+        let vtt = vtt(&cues);
         assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHello there.\n"));
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
 use crate::audio::SAMPLE_RATE;
+use crate::cues::Word;
 use crate::subtitles::Segment;
 
 /// A step's settings: the whole `with:` map of `audio.transcribe`.
@@ -44,15 +45,52 @@ pub struct Settings {
     #[serde(default)]
     #[schemars(range(min = 1, max = 256))]
     pub threads: Option<u32>,
-    /// Encoder context: 1500 = 30 s (the default, 0); smaller values encode short clips
-    /// faster at some cost in accuracy.
+    /// Encoder context in frames of 20 ms: 1500 = 30 s, whisper's own. Unset: trimmed to
+    /// the clip (plus 2 s) for audio under 26 s when the language is known (set, or an
+    /// English-only model), which encodes short clips 2–3× faster; 0 or 1500: always the
+    /// full context.
     #[serde(default)]
     #[schemars(range(max = 1500))]
     pub audio_ctx: Option<u32>,
-    /// Split segments (subtitle cues) longer than this many characters, at word boundaries
-    /// (0 = whisper's own segments).
+    /// Split segments longer than this many characters, at word boundaries (0 = whisper's
+    /// own segments). Subtitle cues are built from word timings either way.
     #[serde(default)]
     pub max_segment_chars: Option<u32>,
+    /// Output `words`: each word with its start, end and probability.
+    #[serde(default)]
+    pub word_timestamps: bool,
+    /// Subtitles: characters per line at most.
+    #[serde(default = "default_line_chars")]
+    #[schemars(range(min = 16, max = 200))]
+    pub max_line_chars: u32,
+    /// Subtitles: lines per cue at most.
+    #[serde(default = "default_lines")]
+    #[schemars(range(min = 1, max = 4))]
+    pub max_lines: u32,
+    /// Subtitles: reading speed at most, in characters a second (spaces not counted).
+    #[serde(default = "default_cps")]
+    #[schemars(range(min = 5.0, max = 60.0))]
+    pub max_chars_per_second: f64,
+    /// Voice activity detection: transcribe only the speech, found by whisper.cpp's Silero
+    /// VAD (`mediaflow models pull silero-vad`); times stay in the file's own time. Default:
+    /// on for audio over 30 s when the VAD model is installed.
+    #[serde(default)]
+    pub vad: Option<bool>,
+    /// The VAD model: a catalog name, a name given to `mediaflow models add`, or a path.
+    #[serde(default = "default_vad_model")]
+    pub vad_model: String,
+    /// VAD: the speech probability above which a window counts as speech.
+    #[serde(default = "default_vad_threshold")]
+    #[schemars(range(min = 0.05, max = 0.95))]
+    pub vad_threshold: f32,
+    /// VAD: silences shorter than this many milliseconds are kept.
+    #[serde(default = "default_vad_min_silence")]
+    #[schemars(range(max = 10000))]
+    pub vad_min_silence_ms: u32,
+    /// VAD: milliseconds of audio kept before and after each stretch of speech.
+    #[serde(default = "default_vad_pad")]
+    #[schemars(range(max = 2000))]
+    pub vad_speech_pad_ms: u32,
     /// Decode again at higher temperatures when the output looks like a loop or is
     /// unlikely (whisper's default); off = faster, fully deterministic.
     #[serde(default)]
@@ -75,6 +113,15 @@ impl Default for Settings {
             threads: None,
             audio_ctx: None,
             max_segment_chars: None,
+            word_timestamps: false,
+            vad: None,
+            vad_model: default_vad_model(),
+            vad_threshold: default_vad_threshold(),
+            vad_min_silence_ms: default_vad_min_silence(),
+            vad_speech_pad_ms: default_vad_pad(),
+            max_line_chars: default_line_chars(),
+            max_lines: default_lines(),
+            max_chars_per_second: default_cps(),
             temperature_fallback: None,
             max_duration: default_max_duration(),
         }
@@ -101,11 +148,52 @@ fn default_language() -> String {
 fn default_beam() -> u32 {
     5
 }
+fn default_vad_model() -> String {
+    "silero-vad".into()
+}
+fn default_vad_threshold() -> f32 {
+    0.5
+}
+fn default_vad_min_silence() -> u32 {
+    500
+}
+fn default_vad_pad() -> u32 {
+    200
+}
+fn default_line_chars() -> u32 {
+    42
+}
+fn default_lines() -> u32 {
+    2
+}
+fn default_cps() -> f64 {
+    17.0
+}
 fn default_max_duration() -> String {
     "4h".into()
 }
 
 impl Settings {
+    /// The limits subtitle cues are built to.
+    pub fn cue_limits(&self) -> crate::cues::Limits {
+        crate::cues::Limits {
+            max_line_chars: self.max_line_chars as usize,
+            max_lines: self.max_lines as usize,
+            max_cps: self.max_chars_per_second,
+            ..crate::cues::Limits::default()
+        }
+    }
+
+    /// The VAD settings.
+    pub fn vad_options(&self) -> crate::vad::VadOptions {
+        crate::vad::VadOptions {
+            threshold: self.vad_threshold,
+            min_silence_ms: self.vad_min_silence_ms,
+            speech_pad_ms: self.vad_speech_pad_ms,
+            min_speech_ms: 250,
+        }
+    }
+
     /// `max_duration` as a duration (`check` has refused one that does not parse).
     pub fn max_duration(&self) -> Option<std::time::Duration> {
         mediaflow_plugin_api::parse_duration(&self.max_duration)
@@ -126,11 +214,14 @@ pub enum TranscribeError {
     Cancelled,
 }
 
-/// The text, the language and the timed segments.
+/// The text, the language, the timed segments and their words.
 #[derive(Debug)]
 pub struct Transcript {
     pub language: String,
     pub segments: Vec<Segment>,
+    pub words: Vec<Word>,
+    /// Seconds of audio transcribed after voice activity detection, if it ran.
+    pub speech_seconds: Option<f64>,
 }
 
 /// Loaded models, by path; the least recently used is dropped when more than `keep` are
@@ -138,6 +229,8 @@ pub struct Transcript {
 pub struct Models {
     loaded: Mutex<Vec<(PathBuf, Arc<WhisperContext>)>>,
     keep: usize,
+    /// The VAD model, loaded on first use.
+    pub vad: crate::vad::Vad,
 }
 
 impl Models {
@@ -145,6 +238,7 @@ impl Models {
         Models {
             loaded: Mutex::new(Vec::new()),
             keep: keep.max(1),
+            vad: crate::vad::Vad::default(),
         }
     }
 
@@ -188,11 +282,92 @@ fn flash_attention() -> bool {
     std::env::var("MEDIAFLOW_ASR_FLASH_ATTN").map_or(true, |v| v != "0")
 }
 
+/// The encoder context for a clip of `seconds` when the step does not set one: the clip's
+/// 50 frames a second plus 2 s, rounded up to 64 frames, for clips under 26 s; `None`
+/// (whisper's full 1500) for longer ones.
+pub fn auto_audio_ctx(seconds: f64) -> Option<u32> {
+    if seconds >= 26.0 {
+        return None;
+    }
+    let frames = ((seconds + 2.0) * 50.0).ceil() as u32;
+    Some(frames.div_ceil(64) * 64).map(|n| n.min(1500))
+}
+
 pub fn default_threads() -> u32 {
     std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(4)
         .min(8)
+}
+
+/// The VAD model a call uses: the step's `vad_model` when `vad` is on, or by default for
+/// audio over 30 s when that model is installed (`log` says why not when it is not).
+pub fn vad_model(
+    s: &Settings,
+    seconds: f64,
+    log: &dyn Fn(&str),
+) -> Result<Option<PathBuf>, mediaflow_models::ModelError> {
+    match s.vad {
+        Some(false) => Ok(None),
+        Some(true) => mediaflow_models::resolve_for_step(&s.vad_model).map(Some),
+        None if seconds > 30.0 => match mediaflow_models::resolve_for_step(&s.vad_model) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                log(&format!("no voice activity detection: {e}"));
+                Ok(None)
+            }
+        },
+        None => Ok(None),
+    }
+}
+
+/// Progress: the fraction done and, at a new phase, its name.
+pub type Progress = Box<dyn FnMut(f32, Option<&str>)>;
+
+/// One call: loads the model (kept in `models`), finds the speech with the VAD model if
+/// there is one and transcribes only that, mapping every time back to the file's own;
+/// otherwise transcribes `samples` whole.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    models: &Models,
+    model: &Path,
+    vad_model: Option<&Path>,
+    samples: &[f32],
+    s: &Settings,
+    mut progress: Progress,
+    log: &dyn Fn(&str),
+    abort: impl Fn() -> bool + Clone + 'static,
+) -> Result<Transcript, TranscribeError> {
+    let ctx = models.get(model)?;
+    let spliced = match vad_model {
+        Some(vad) => {
+            progress(0.01, Some("detecting speech"));
+            let threads = s.threads.unwrap_or_else(default_threads);
+            let spans = models.vad.speech(vad, samples, &s.vad_options(), threads)?;
+            let spliced = crate::vad::splice(samples, &spans);
+            log(&format!(
+                "voice activity: {} stretch(es) of speech, {:.1} s of {:.1} s transcribed",
+                spans.len(),
+                spliced.speech_seconds(),
+                samples.len() as f64 / f64::from(SAMPLE_RATE)
+            ));
+            Some(spliced)
+        }
+        None => None,
+    };
+    let input = spliced.as_ref().map_or(samples, |s| &s.samples[..]);
+    if spliced.is_some() && input.is_empty() {
+        return Ok(Transcript::silent(&ctx));
+    }
+    progress(0.02, Some("transcribing"));
+    let percent =
+        Box::new(move |pct: i32| progress(0.02 + 0.98 * pct.clamp(0, 100) as f32 / 100.0, None));
+    let mut t = transcribe(&ctx, input, s, percent, abort)?;
+    if let Some(sp) = &spliced {
+        t.map_times(sp);
+        t.speech_seconds = Some(sp.speech_seconds());
+    }
+    Ok(t)
 }
 
 /// Transcribes 16 kHz mono samples. `progress` gets percentages; `abort` is polled while
@@ -227,13 +402,25 @@ pub fn transcribe(
     if let Some(prompt) = s.initial_prompt.as_deref().filter(|p| !p.trim().is_empty()) {
         p.set_initial_prompt(prompt);
     }
-    if let Some(n) = s.audio_ctx.filter(|n| *n > 0) {
-        p.set_audio_ctx(n as i32);
+    let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+    match s.audio_ctx {
+        Some(0) => {}
+        Some(n) => p.set_audio_ctx(n as i32),
+        // Not while detecting the language: a trimmed context garbles a multilingual
+        // model's output after `auto` detection (measured: "Tuesday height" for "Tuesday
+        // night" on whisper-base).
+        None if language != "auto" || !ctx.is_multilingual() => {
+            if let Some(n) = auto_audio_ctx(seconds) {
+                p.set_audio_ctx(n as i32);
+            }
+        }
+        None => {}
     }
+    // Token timestamps give the words their times (cues are built from them).
+    p.set_token_timestamps(true);
     if let Some(n) = s.max_segment_chars.filter(|n| *n > 0) {
         p.set_max_len(n as i32);
         p.set_split_on_word(true);
-        p.set_token_timestamps(true);
     }
     if s.temperature_fallback == Some(false) {
         p.set_temperature_inc(0.0);
@@ -242,7 +429,15 @@ pub fn transcribe(
     p.set_print_realtime(false);
     p.set_print_special(false);
     p.set_print_timestamps(false);
-    p.set_progress_callback_safe(progress);
+    // whisper-rs never frees the callback it is given, so it gets a handle to the step's
+    // callback, which is taken back (and dropped, with the call's context) after the run.
+    let slot = std::rc::Rc::new(std::cell::RefCell::new(Some(progress)));
+    let handle = slot.clone();
+    p.set_progress_callback_safe(move |pct: i32| {
+        if let Some(f) = handle.borrow_mut().as_mut() {
+            f(pct)
+        }
+    });
     // whisper-rs calls the abort closure through a pointer of the closure's own type, so the
     // closure passed must be the boxed trait object itself.
     let poll: Box<dyn FnMut() -> bool> = Box::new(abort.clone());
@@ -257,7 +452,9 @@ pub fn transcribe(
     } else {
         samples
     };
-    if let Err(e) = state.full(p, samples) {
+    let result = state.full(p, samples);
+    slot.borrow_mut().take();
+    if let Err(e) = result {
         return Err(if abort() {
             TranscribeError::Cancelled
         } else {
@@ -267,16 +464,105 @@ pub fn transcribe(
     let language = whisper_rs::get_lang_str(state.full_lang_id_from_state())
         .unwrap_or(if ctx.is_multilingual() { "" } else { "en" })
         .to_owned();
-    let segments = state
-        .as_iter()
-        .map(|seg| Segment {
+    let mut segments = Vec::new();
+    let mut words = Vec::new();
+    let eot = ctx.token_eot();
+    for seg in state.as_iter() {
+        let segment = Segment {
             start: seg.start_timestamp() as f64 / 100.0,
             end: seg.end_timestamp() as f64 / 100.0,
             text: seg
                 .to_str_lossy()
                 .map(|t| t.trim().to_owned())
                 .unwrap_or_default(),
-        })
-        .collect();
-    Ok(Transcript { language, segments })
+        };
+        let tokens = (0..seg.n_tokens())
+            .filter_map(|i| seg.get_token(i))
+            .filter_map(|t| {
+                let d = t.token_data();
+                let bytes = t.to_bytes().ok()?;
+                (d.id < eot).then(|| Token {
+                    bytes: bytes.to_vec(),
+                    t0: d.t0,
+                    t1: d.t1,
+                    p: d.p,
+                })
+            });
+        segment_words(&segment, tokens, &mut words);
+        segments.push(segment);
+    }
+    Ok(Transcript {
+        language,
+        segments,
+        words,
+        speech_seconds: None,
+    })
+}
+
+impl Transcript {
+    /// The transcript of audio without speech.
+    pub fn silent(ctx: &WhisperContext) -> Self {
+        Transcript {
+            language: if ctx.is_multilingual() { "" } else { "en" }.to_owned(),
+            segments: Vec::new(),
+            words: Vec::new(),
+            speech_seconds: Some(0.0),
+        }
+    }
+
+    /// Every segment and word time from spliced time to the file's own time.
+    pub fn map_times(&mut self, sp: &crate::vad::Spliced) {
+        for s in &mut self.segments {
+            s.start = sp.original_start(s.start);
+            s.end = sp.original_end(s.end).max(s.start);
+        }
+        for w in &mut self.words {
+            w.start = sp.original_start(w.start);
+            w.end = sp.original_end(w.end).max(w.start);
+        }
+    }
+}
+
+/// A text token of a segment: its bytes (a piece of a UTF-8 word, a leading space where a
+/// word starts) and its times in centiseconds.
+pub struct Token {
+    pub bytes: Vec<u8>,
+    pub t0: i64,
+    pub t1: i64,
+    pub p: f32,
+}
+
+/// Appends the words of `segment`'s tokens to `out`: a word starts at a token that starts
+/// with a space; its time runs from its first token's start to its last token's end, kept
+/// inside the segment and after the word before; its probability is its tokens' mean.
+pub fn segment_words(segment: &Segment, tokens: impl Iterator<Item = Token>, out: &mut Vec<Word>) {
+    let mut words: Vec<(Vec<u8>, i64, i64, f32, u32)> = Vec::new();
+    for t in tokens {
+        let starts = t.bytes.first() == Some(&b' ') || words.is_empty();
+        if starts {
+            words.push((t.bytes, t.t0, t.t1, t.p, 1));
+        } else if let Some(w) = words.last_mut() {
+            w.0.extend_from_slice(&t.bytes);
+            w.2 = t.t1;
+            w.3 += t.p;
+            w.4 += 1;
+        }
+    }
+    let (lo, hi) = (segment.start, segment.end.max(segment.start));
+    for (bytes, t0, t1, p, n) in words {
+        let word = String::from_utf8_lossy(&bytes).trim().to_owned();
+        if word.is_empty() {
+            continue;
+        }
+        let after = out.last().map_or(0.0, |w: &Word| w.end);
+        let at = |t: i64, or: f64| if t >= 0 { t as f64 / 100.0 } else { or }.clamp(lo, hi);
+        let start = at(t0, lo).max(after);
+        let end = at(t1, hi).max(start);
+        out.push(Word {
+            word,
+            start,
+            end,
+            probability: (f64::from(p) / f64::from(n) * 1000.0).round() / 1000.0,
+        });
+    }
 }

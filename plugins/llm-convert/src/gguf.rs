@@ -4,7 +4,7 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use crate::blocks::BlockType;
+use crate::BlockType;
 use crate::Error;
 
 const MAGIC: &[u8; 4] = b"GGUF";

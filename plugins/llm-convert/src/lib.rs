@@ -3,15 +3,13 @@
 //! `q4_0` (repacked 8×8 on AVX2). Pure Rust: `mediaflow models pull` runs it without C++.
 //!
 //! - `gguf.rs`: the container (header, metadata kept as it was, tensor table, aligned data);
-//! - `blocks.rs`: ggml's block formats — f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0,
-//!   q4_K, q5_K and q6_K read to f32; q8_0 and q4_0 written as ggml's reference quantiser
-//!   writes them.
+//! - ggml's block formats (read to f32, q8_0 and q4_0 written) come from
+//!   `mediaflow-ggml-blocks`, which the Whisper converter shares.
 //!
 //! [`GgufRequantize`] is the [`Converter`] that catalog entries with `convert.from:
 //! gguf-q8_0` (or `gguf-q4_0`) need; whoever opens a [`mediaflow_models::ModelStore`] that
 //! pulls registers it.
 
-mod blocks;
 mod gguf;
 
 use std::fs::File;
@@ -20,7 +18,8 @@ use std::path::Path;
 
 use mediaflow_models::{ConvertError, Converter};
 
-pub use blocks::BlockType;
+use mediaflow_ggml_blocks as blocks;
+pub use mediaflow_ggml_blocks::BlockType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -74,16 +73,12 @@ pub fn requantize(input: &Path, out: &Path, target: BlockType) -> Result<Requant
         let path = p.display().to_string();
         move |source| Error::Io { path, source }
     };
-    let quantize: fn(&[f32], &mut Vec<u8>) = match target {
-        BlockType::Q8_0 => blocks::quantize_q8_0,
-        BlockType::Q4_0 => blocks::quantize_q4_0,
-        other => {
-            return Err(Error::Format {
-                path,
-                reason: format!("cannot write {}: only q8_0 and q4_0", other.name()),
-            })
-        }
-    };
+    if !matches!(target, BlockType::Q8_0 | BlockType::Q4_0) {
+        return Err(Error::Format {
+            path,
+            reason: format!("cannot write {}: only q8_0 and q4_0", target.name()),
+        });
+    }
     let mut r = BufReader::new(File::open(input).map_err(io(input))?);
     let g = gguf::read(&mut r, &path)?;
     let has_output = g.tensors.iter().any(|t| t.name == "output.weight");
@@ -121,7 +116,7 @@ pub fn requantize(input: &Path, out: &Path, target: BlockType) -> Result<Requant
             values.clear();
             data.clear();
             blocks::dequantize(t.ty, &raw, &mut values);
-            quantize(&values, &mut data);
+            blocks::quantize(target, &values, &mut data);
             done.converted += 1;
             std::mem::take(&mut data)
         };

@@ -181,3 +181,124 @@ pub fn cues(text: &str, vtt: bool) -> Vec<(f64, f64, String)> {
     }
     out
 }
+
+/// The spoken bulletin `./scripts/run-example.sh` makes for the README's main job.
+pub const README_BULLETIN: &str = "Good evening. Here is the news. The city council approved a \
+new bridge across the river on Tuesday night, ending years of debate over the crossing. \
+Opponents said the money should have been spent on flood protection after the storms of last \
+winter, but the council said the bridge would take thousands of cars a day off the inner ring \
+road. Work is expected to start in the autumn. In other news, train drivers will strike on \
+Friday after talks over pay broke down, the union said. Passengers are advised to check \
+before they travel. That is all from us. Good night.";
+
+/// espeak-ng's reading of `text` at `words_per_minute` as a 22.05 kHz mono WAV.
+pub fn speak_at(text: &str, words_per_minute: u32, out: &Path) {
+    run(Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", &words_per_minute.to_string(), "-w"])
+        .arg(out)
+        .arg(text));
+}
+
+/// Runs sox with `args`.
+pub fn sox(args: &[&str]) {
+    run(Command::new("sox").args(args));
+}
+
+/// `seconds` of silence, as a 16 kHz 16-bit mono WAV.
+pub fn silence(out: &Path, seconds: f64) {
+    let (out, seconds) = (out.display().to_string(), format!("{seconds}"));
+    let format = ["-n", "-r", "16000", "-c", "1", "-b", "16"];
+    sox(&[&format[..], &[out.as_str(), "trim", "0", seconds.as_str()]].concat());
+}
+
+/// `seconds` of music, as a 16 kHz 16-bit mono WAV: a chord of three sine tones over pink
+/// noise, with a tremolo, at half volume.
+pub fn music(out: &Path, seconds: f64, chord: [u32; 3]) {
+    let (out, seconds) = (out.display().to_string(), format!("{seconds}"));
+    let chord = chord.map(|hz| hz.to_string());
+    let format = ["-n", "-r", "16000", "-c", "1", "-b", "16"];
+    let synth = [
+        out.as_str(),
+        "synth",
+        seconds.as_str(),
+        "sine",
+        chord[0].as_str(),
+        "sine",
+        chord[1].as_str(),
+        "sine",
+        chord[2].as_str(),
+        "pinknoise",
+        "remix",
+        "-",
+        "tremolo",
+        "3",
+        "40",
+        "vol",
+        "0.5",
+    ];
+    sox(&[&format[..], &synth[..]].concat());
+}
+
+/// Every way the cues of an SRT file break the broadcast conventions the plugin builds
+/// them to (BBC and Netflix guidelines): at most 2 lines of at most 42 characters, 5/6 s to
+/// 7 s on screen, at most 17 characters a second (spaces not counted), no cue of one or two
+/// words unless it is a whole sentence, cues in order. Checked here independently of the
+/// plugin's own code.
+pub fn broadcast_problems(srt: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut last_end = 0.0;
+    let mut prev_text = String::new();
+    let blocks: Vec<&str> = srt.split("\n\n").filter(|b| !b.trim().is_empty()).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        let mut lines = block.lines();
+        let _index = lines.next();
+        let (a, b) = lines
+            .next()
+            .and_then(|t| t.split_once(" --> "))
+            .expect("a time line");
+        let stamp = |s: &str| -> f64 {
+            let (hms, ms) = s.split_once(',').unwrap();
+            let p: Vec<f64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+            p[0] * 3600.0 + p[1] * 60.0 + p[2] + ms.parse::<f64>().unwrap() / 1000.0
+        };
+        let (start, end) = (stamp(a), stamp(b));
+        let text: Vec<&str> = lines.collect();
+        let joined = text.join(" ");
+        let mut bad = Vec::new();
+        if text.len() > 2 {
+            bad.push(format!("{} lines", text.len()));
+        }
+        for l in &text {
+            if l.chars().count() > 42 {
+                bad.push(format!("a line of {} characters", l.chars().count()));
+            }
+        }
+        let d = end - start;
+        if !(5.0 / 6.0 - 0.0015..=7.0015).contains(&d) {
+            bad.push(format!("{d:.3} s on screen"));
+        }
+        let chars = joined.chars().filter(|c| !c.is_whitespace()).count();
+        if chars as f64 / d > 17.0 + 0.05 {
+            bad.push(format!("{:.1} characters a second", chars as f64 / d));
+        }
+        let sentence_end = |t: &str| t.trim_end().ends_with(['.', '?', '!']);
+        let whole = (i == 0 || sentence_end(&prev_text))
+            && (i + 1 == blocks.len() || sentence_end(&joined));
+        if joined.split_whitespace().count() <= 2 && !whole {
+            bad.push("an orphan".into());
+        }
+        if start + 0.0005 < last_end {
+            bad.push("starts before the cue before ends".into());
+        }
+        if !bad.is_empty() {
+            out.push(format!(
+                "cue {} {a} --> {b} {joined:?}: {}",
+                i + 1,
+                bad.join(", ")
+            ));
+        }
+        last_end = end;
+        prev_text = joined;
+    }
+    out
+}

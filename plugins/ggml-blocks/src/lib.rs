@@ -1,6 +1,10 @@
-//! ggml's block formats: reading every type a GGUF language model is usually stored in
-//! (to f32) and writing the two the requantiser targets. Layouts as ggml's
-//! `ggml-common.h` defines them; each block is little-endian, its scale an f16.
+//! ggml's block formats, shared by the converters that write ggml and GGUF files
+//! (`mediaflow-llm-convert`, `mediaflow-asr-convert`): every type a GGUF language model or a
+//! whisper.cpp model is usually stored in, read to f32, and the four 32-value types the
+//! converters write (q8_0, q5_1, q5_0, q4_0), quantised as ggml's reference quantiser
+//! (`quantize_row_*_ref`) does, so a file written here is the file ggml's own tools would
+//! write. Layouts as ggml's `ggml-common.h` defines them; each block is little-endian, its
+//! scale an f16.
 
 use half::f16;
 
@@ -86,6 +90,21 @@ impl BlockType {
         }
     }
 
+    /// The type named `name` (`q8_0`, `Q5_1`, `f16`, …), as [`BlockType::name`] spells it,
+    /// in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL.into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether [`quantize`] writes this type.
+    pub fn writable(self) -> bool {
+        matches!(
+            self,
+            BlockType::Q8_0 | BlockType::Q5_1 | BlockType::Q5_0 | BlockType::Q4_0
+        )
+    }
+
     /// Bytes of `elements` elements (a whole number of blocks), `None` if not whole.
     pub fn bytes(self, elements: u64) -> Option<u64> {
         let (n, b) = self.block();
@@ -94,6 +113,20 @@ impl BlockType {
             .then(|| elements / n as u64 * b as u64)
     }
 }
+
+const ALL: [BlockType; 11] = [
+    BlockType::F32,
+    BlockType::F16,
+    BlockType::Q4_0,
+    BlockType::Q4_1,
+    BlockType::Q5_0,
+    BlockType::Q5_1,
+    BlockType::Q8_0,
+    BlockType::Q4K,
+    BlockType::Q5K,
+    BlockType::Q6K,
+    BlockType::BF16,
+];
 
 fn half(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
@@ -209,13 +242,75 @@ pub fn quantize_q8_0(values: &[f32], out: &mut Vec<u8>) {
 /// reference quantiser does: the scale maps the value of largest magnitude to −8.
 pub fn quantize_q4_0(values: &[f32], out: &mut Vec<u8>) {
     for block in values.chunks_exact(32) {
-        let max = block
-            .iter()
-            .fold(0f32, |m, v| if v.abs() > m.abs() { *v } else { m });
-        let d = max / -8.0;
+        let d = signed_max(block) / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
         let q = |v: f32| ((v * id + 8.5) as i8).clamp(0, 15) as u8;
         out.extend((0..16).map(|j| q(block[j]) | (q(block[j + 16]) << 4)));
     }
 }
+
+/// The value of largest magnitude in `block`, with its sign (the first such, as ggml
+/// picks it).
+fn signed_max(block: &[f32]) -> f32 {
+    block
+        .iter()
+        .fold(0f32, |m, v| if v.abs() > m.abs() { *v } else { m })
+}
+
+/// Packs 32 5-bit values as q5_0/q5_1 store them: the low nibbles of values `j` and
+/// `j + 16` share byte `j`; the fifth bits go to a 32-bit word, bit `j` for value `j`.
+fn pack5(q: impl Fn(usize) -> u8, out: &mut Vec<u8>) {
+    let mut qh = 0u32;
+    let mut qs = [0u8; 16];
+    for (j, byte) in qs.iter_mut().enumerate() {
+        let (lo, hi) = (q(j), q(j + 16));
+        *byte = (lo & 0x0f) | ((hi & 0x0f) << 4);
+        qh |= u32::from(lo >> 4) << j;
+        qh |= u32::from(hi >> 4) << (j + 16);
+    }
+    out.extend_from_slice(&qh.to_le_bytes());
+    out.extend_from_slice(&qs);
+}
+
+/// Appends `values` (a whole number of 32-value blocks) as q5_0 to `out`, as ggml's
+/// reference quantiser does: the scale maps the value of largest magnitude to −16.
+pub fn quantize_q5_0(values: &[f32], out: &mut Vec<u8>) {
+    for block in values.chunks_exact(32) {
+        let d = signed_max(block) / -16.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        pack5(|j| ((block[j] * id + 16.5) as i8).clamp(0, 31) as u8, out);
+    }
+}
+
+/// Appends `values` (a whole number of 32-value blocks) as q5_1 to `out`, as ggml's
+/// reference quantiser does: 32 steps from the block's minimum to its maximum.
+pub fn quantize_q5_1(values: &[f32], out: &mut Vec<u8>) {
+    for block in values.chunks_exact(32) {
+        let (min, max) = block
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        let d = (max - min) / 31.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        out.extend_from_slice(&f16::from_f32(min).to_le_bytes());
+        pack5(|j| (((block[j] - min) * id + 0.5) as u8).min(31), out);
+    }
+}
+
+/// Appends `values` (a whole number of 32-value blocks) to `out` as `ty`, which must be
+/// [`writable`](BlockType::writable); `false` (and nothing written) otherwise.
+pub fn quantize(ty: BlockType, values: &[f32], out: &mut Vec<u8>) -> bool {
+    match ty {
+        BlockType::Q8_0 => quantize_q8_0(values, out),
+        BlockType::Q5_1 => quantize_q5_1(values, out),
+        BlockType::Q5_0 => quantize_q5_0(values, out),
+        BlockType::Q4_0 => quantize_q4_0(values, out),
+        _ => return false,
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;
