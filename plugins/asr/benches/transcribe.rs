@@ -264,16 +264,7 @@ fn long_audio(work: &Path) -> Option<(PathBuf, String)> {
         let raw = dir.join(format!("speech-{k}.wav"));
         let speech = dir.join(format!("speech-{k}-16k.wav"));
         common::speak_at(&text, 150, &raw);
-        sox(&[
-            raw.to_str()?,
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            speech.to_str()?,
-        ]);
+        common::to_16k(&raw, &speech);
         seconds += json_of(&sh(Command::new("soxi").arg("-D").arg(&speech))).as_f64()?;
         parts.push(speech);
         said.push(text);

@@ -131,14 +131,7 @@ async fn vad_keeps_every_word_and_drops_silence_and_music() {
             (_, Some(text)) => {
                 let raw = dir.join(format!("{name}-raw.wav"));
                 speak(text, &raw);
-                sox(&[
-                    raw.to_str().unwrap(),
-                    "-r",
-                    "16000",
-                    "-b",
-                    "16",
-                    out.to_str().unwrap(),
-                ]);
+                to_16k(&raw, &out);
             }
             ("music", None) => music(&out, 12.0, [220, 277, 330]),
             _ => silence(&out, if name == "silence" { 9.0 } else { 8.0 }),

@@ -204,6 +204,12 @@ pub fn sox(args: &[&str]) {
     run(Command::new("sox").args(args));
 }
 
+/// `input` as a 16 kHz 16-bit mono WAV at `out`.
+pub fn to_16k(input: &Path, out: &Path) {
+    let (input, out) = (input.display().to_string(), out.display().to_string());
+    sox(&[&input, "-r", "16000", "-c", "1", "-b", "16", &out]);
+}
+
 /// `seconds` of silence, as a 16 kHz 16-bit mono WAV.
 pub fn silence(out: &Path, seconds: f64) {
     let (out, seconds) = (out.display().to_string(), format!("{seconds}"));
