@@ -49,7 +49,7 @@ case $(basename "$workflow") in
     fi ;;
 esac
 if [[ $(basename "$workflow") == podcast-to-article.yaml ]]; then
-  "$bin" models pull whisper-base
+  "$bin" models pull whisper-base-q8_0
   if ! printf '%s\n' "$@" | grep -q '^audio='; then
     sample="${TMPDIR:-/tmp}/mediaflow-example/bulletin.mp3"
     if [ ! -s "$sample" ]; then

@@ -1,6 +1,7 @@
 //! `audio.transcribe` (whisper.cpp) against faster-whisper (CTranslate2), side by side in
 //! one run: the same Whisper weights (our ggml files are converted from the very CT2 files
-//! faster-whisper loads), the same audio, the same settings (language en, beam 5, no
+//! faster-whisper loads), the same audio, the same settings (language en, beam 5 unless
+//! `MEDIAFLOW_BENCH_BEAM` says otherwise, no
 //! conditioning on previous text — whisper.cpp's default —, 2 threads).
 //!
 //! Each side runs as its own process and reports its own time and peak resident memory
@@ -14,8 +15,10 @@
 //! `../shared/data/news`) with silences and music between them and a music bed under it
 //! (`MEDIAFLOW_BENCH_LONG=0` leaves it out). `MEDIAFLOW_BENCH_RUNS=N` (3) runs of each;
 //! `MEDIAFLOW_BENCH_LONG_RUNS=N` for the long file (default: as many);
-//! `MEDIAFLOW_BENCH_MODELS=whisper-tiny.en` measures one size; `MEDIAFLOW_ASR_BIN=PATH`
-//! runs another `mediaflow-asr` build (a release one, from a dev-profile bench run).
+//! `MEDIAFLOW_BENCH_MODELS=whisper-tiny.en` measures one size, `MEDIAFLOW_BENCH_TYPES=f16,q8_0`
+//! some of our weight types; `MEDIAFLOW_BENCH_BEAM=1` decodes greedily on both sides (5);
+//! `MEDIAFLOW_ASR_BIN=PATH` runs another `mediaflow-asr` build (a release one, from a
+//! dev-profile bench run).
 //!
 //! `cargo bench -p mediaflow-asr --bench transcribe` needs `mediaflow models pull
 //! whisper-tiny.en` (and `whisper-base`, which is used when present), espeak-ng and sox. It
@@ -58,7 +61,7 @@ t = time.time()
 audio = decode_audio(sys.argv[2])
 decode = time.time() - t
 t = time.time()
-segments, info = model.transcribe(audio, language="en", beam_size=5, condition_on_previous_text=False)
+segments, info = model.transcribe(audio, language="en", beam_size=int(sys.argv[5]), condition_on_previous_text=False)
 text = " ".join(s.text.strip() for s in segments)
 run = time.time() - t
 seconds = len(audio) / 16000
@@ -317,14 +320,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let runs: usize = std::env::var("MEDIAFLOW_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(RUNS);
-    let long_runs: usize = std::env::var("MEDIAFLOW_BENCH_LONG_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(runs);
+    let runs = common::env_number("MEDIAFLOW_BENCH_RUNS", RUNS);
+    let long_runs = common::env_number("MEDIAFLOW_BENCH_LONG_RUNS", runs);
     let work = work_dir();
     let raw = work.join("bulletin-22k.wav");
     let wav = work.join("bulletin-16k.wav");
@@ -359,9 +356,16 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mediaflow-asr")));
     println!("ours: {}", asr_bin.display());
-    let only: Option<Vec<String>> = std::env::var("MEDIAFLOW_BENCH_MODELS")
-        .ok()
-        .map(|v| v.split(',').map(str::to_owned).collect());
+    let list = |var: &str| -> Option<Vec<String>> {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.split(',').map(str::to_owned).collect())
+    };
+    let (only, types) = (
+        list("MEDIAFLOW_BENCH_MODELS"),
+        list("MEDIAFLOW_BENCH_TYPES"),
+    );
+    let beam = std::env::var("MEDIAFLOW_BENCH_BEAM").unwrap_or_else(|_| "5".into());
 
     println!(
         "{:<16} {:<9} {:<30} {:>7} {:>12} {:>7} {:>12} {:>7}",
@@ -390,6 +394,9 @@ fn main() {
                 ours.push((q.into(), p));
             }
         }
+        if let Some(types) = &types {
+            ours.retain(|(q, _)| types.iter().any(|t| t == q));
+        }
         let vads: &[bool] = if vad_installed {
             &[false, true]
         } else {
@@ -407,7 +414,14 @@ fn main() {
                     .arg(audio)
                     .args(["--model"])
                     .arg(ggml)
-                    .args(["--language", "en", "--beam-size", "5", "--threads", THREADS])
+                    .args([
+                        "--language",
+                        "en",
+                        "--beam-size",
+                        &beam,
+                        "--threads",
+                        THREADS,
+                    ])
                     .arg(if vad { "--vad" } else { "--no-vad" })))
             };
             let theirs = |compute: &str| {
@@ -416,7 +430,8 @@ fn main() {
                     .arg(&ct2)
                     .arg(audio)
                     .arg(compute)
-                    .arg(THREADS)))
+                    .arg(THREADS)
+                    .arg(&beam)))
             };
             let mut rows: Vec<(String, Vec<Value>)> = Vec::new();
             for (q, _) in &ours {
@@ -457,7 +472,7 @@ fn main() {
     for (name, audio, _) in &audios {
         let runs = if *name == "long" { long_runs } else { runs };
         println!(
-            "{name}: {:.1} s, 16 kHz; {THREADS} threads; language en, beam 5; medians of {runs} run(s)",
+            "{name}: {:.1} s, 16 kHz; {THREADS} threads; language en, beam {beam}; medians of {runs} run(s)",
             json_of(&sh(Command::new("soxi").args(["-D"]).arg(audio)).replace('\n', ""))
                 .as_f64()
                 .unwrap_or(0.0)

@@ -1,20 +1,23 @@
-//! Any common audio file in, 16 kHz mono f32 out: symphonia decodes (WAV, FLAC, MP3,
-//! Ogg/Vorbis, AIFF, M4A/AAC, the audio track of MP4), the channels are averaged, rubato
-//! resamples.
+//! Any common audio file in, 16 kHz mono f32 out, as a stream: symphonia decodes (WAV,
+//! FLAC, MP3, Ogg/Vorbis, AIFF, M4A/AAC, the audio track of MP4) a packet at a time, the
+//! channels are averaged, rubato resamples.
 
 use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
 use mediaflow_plugin_api::format_duration;
-use rubato::{FftFixedIn, Resampler};
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::FormatOptions;
+use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
+
+mod resample;
+
+use resample::Resample;
 
 /// whisper.cpp wants 16 kHz mono.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -72,6 +75,16 @@ impl AudioError {
     }
 }
 
+/// What an audio file is, as far as its header and the packets decoded so far say.
+#[derive(Clone, Debug)]
+pub struct Info {
+    pub source_rate: u32,
+    pub source_channels: usize,
+    pub codec: String,
+    /// The length the header declares, if it does.
+    pub declared_seconds: Option<f64>,
+}
+
 /// Decoded audio: 16 kHz mono samples and what the file was.
 #[derive(Debug)]
 pub struct Decoded {
@@ -87,267 +100,361 @@ impl Decoded {
     }
 }
 
-/// Decodes `path` to 16 kHz mono. Errors call the file `label` (its name as the user knows
-/// it); `hints` are file extensions or media types, if known. Audio longer than
-/// `max_duration` is refused: by the length its header declares before decoding, and by
-/// the samples decoded so far for a file whose header does not say.
+/// Where 16 kHz mono samples come from, a piece at a time.
+pub trait SampleSource: Send {
+    /// Appends at most `want` samples to `out`; returns how many (0 at the end).
+    fn read(&mut self, out: &mut Vec<f32>, want: usize) -> Result<usize, AudioError>;
+    /// The whole length in seconds, if known before the end.
+    fn total_seconds(&self) -> Option<f64>;
+}
+
+/// Samples already in memory, as a [`SampleSource`].
+pub struct InMemory {
+    samples: Vec<f32>,
+    pos: usize,
+}
+
+impl InMemory {
+    pub fn new(samples: Vec<f32>) -> Self {
+        InMemory { samples, pos: 0 }
+    }
+}
+
+impl SampleSource for InMemory {
+    fn read(&mut self, out: &mut Vec<f32>, want: usize) -> Result<usize, AudioError> {
+        let n = want.min(self.samples.len() - self.pos);
+        out.extend_from_slice(&self.samples[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+
+    fn total_seconds(&self) -> Option<f64> {
+        Some(self.samples.len() as f64 / SAMPLE_RATE as f64)
+    }
+}
+
+/// Decodes `path` whole to 16 kHz mono (see [`Stream::open`]).
 pub fn load(
     path: &Path,
     label: &str,
     hints: &[&str],
     max_duration: Option<Duration>,
 ) -> Result<Decoded, AudioError> {
-    let display = label.to_owned();
-    let file = File::open(path).map_err(|source| AudioError::Io {
-        path: display.clone(),
-        source,
-    })?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if len == 0 {
-        return Err(AudioError::Empty { path: display });
-    }
-    let (mono, rate, channels, codec) = decode_mono(file, hints, &display, max_duration)?;
-    if mono.is_empty() {
-        return Err(AudioError::NoSamples { path: display });
-    }
-    let samples = resample(&mono, rate).map_err(|reason| AudioError::Corrupt {
-        path: display.clone(),
-        reason,
-    })?;
+    let mut stream = Stream::open(path, label, hints, max_duration)?;
+    let mut samples = Vec::new();
+    while stream.read(&mut samples, 1 << 20)? > 0 {}
+    let info = stream.info().clone();
     Ok(Decoded {
         samples,
-        source_rate: rate,
-        source_channels: channels,
-        codec,
+        source_rate: info.source_rate,
+        source_channels: info.source_channels,
+        codec: info.codec,
     })
 }
 
-fn decode_mono(
-    file: File,
-    hints: &[&str],
-    display: &str,
+/// An audio file decoded and resampled to 16 kHz mono as it is read: only a packet's worth
+/// of the source and the samples not yet taken are held, so a file of hours costs no more
+/// memory than a file of minutes. Errors call the file by its label.
+pub struct Stream {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    track_id: u32,
+    display: String,
     max_duration: Option<Duration>,
-) -> Result<(Vec<f32>, u32, usize, String), AudioError> {
-    let too_long = |seconds: f64, limit: Duration| AudioError::TooLong {
-        path: display.to_owned(),
-        length: format_duration(Duration::from_secs_f64(seconds.max(0.0))),
-        limit: format_duration(limit),
-    };
-    let unsupported = |reason: String| AudioError::Unsupported {
-        path: display.to_owned(),
-        reason,
-    };
-    let corrupt = |reason: String| AudioError::Corrupt {
-        path: display.to_owned(),
-        reason,
-    };
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
-    let mut hint = Hint::new();
-    for h in hints {
-        if h.contains('/') {
-            hint.mime_type(h);
-        } else if !h.is_empty() {
-            hint.with_extension(h);
+    info: Info,
+    declared_frames: u64,
+    buf: Option<SampleBuffer<f32>>,
+    /// Mono source-rate samples of the packet being resampled.
+    mono: Vec<f32>,
+    resample: Option<Resample>,
+    /// 16 kHz samples decoded and not yet taken.
+    ready: Vec<f32>,
+    /// Source-rate frames decoded so far.
+    frames: u64,
+    good: usize,
+    bad: usize,
+    last_error: String,
+    ended: bool,
+}
+
+impl Stream {
+    /// Opens `path` and reads its header. `label` is the file's name as the user knows
+    /// it; `hints` are file extensions or media types, if known. Audio longer than
+    /// `max_duration` is refused: here, by the length its header declares, and while
+    /// reading, once the samples decoded pass it for a file whose header does not say.
+    pub fn open(
+        path: &Path,
+        label: &str,
+        hints: &[&str],
+        max_duration: Option<Duration>,
+    ) -> Result<Self, AudioError> {
+        let display = label.to_owned();
+        let file = File::open(path).map_err(|source| AudioError::Io {
+            path: display.clone(),
+            source,
+        })?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len == 0 {
+            return Err(AudioError::Empty { path: display });
         }
+        let unsupported = |reason: String| AudioError::Unsupported {
+            path: display.clone(),
+            reason,
+        };
+        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        let mut hint = Hint::new();
+        for h in hints {
+            if h.contains('/') {
+                hint.mime_type(h);
+            } else if !h.is_empty() {
+                hint.with_extension(h);
+            }
+        }
+        let probed = symphonia::default::get_probe()
+            .format(
+                &hint,
+                mss,
+                &FormatOptions::default(),
+                &MetadataOptions::default(),
+            )
+            .map_err(|e| unsupported(e.to_string()))?;
+        let format = probed.format;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or_else(|| unsupported("it has no audio track".into()))?;
+        let track_id = track.id;
+        let codec = symphonia::default::get_codecs()
+            .get_codec(track.codec_params.codec)
+            .map(|d| d.short_name.to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let decoder = symphonia::default::get_codecs()
+            .make(&track.codec_params, &DecoderOptions::default())
+            .map_err(|e| unsupported(format!("no decoder for its codec: {e}")))?;
+        let declared_frames = track.codec_params.n_frames.unwrap_or(0);
+        let rate = track.codec_params.sample_rate.unwrap_or(0);
+        let channels = track.codec_params.channels.map(|c| c.count()).unwrap_or(0);
+        let declared_seconds =
+            (rate > 0 && declared_frames > 0).then(|| declared_frames as f64 / rate as f64);
+        let stream = Stream {
+            format,
+            decoder,
+            track_id,
+            display,
+            max_duration,
+            info: Info {
+                source_rate: rate,
+                source_channels: channels,
+                codec,
+                declared_seconds,
+            },
+            declared_frames,
+            buf: None,
+            mono: Vec::new(),
+            resample: None,
+            ready: Vec::new(),
+            frames: 0,
+            good: 0,
+            bad: 0,
+            last_error: String::new(),
+            ended: false,
+        };
+        if let (Some(seconds), Some(limit)) = (declared_seconds, max_duration) {
+            if seconds > limit.as_secs_f64() {
+                return Err(stream.too_long(seconds, limit));
+            }
+        }
+        Ok(stream)
     }
-    let probed = symphonia::default::get_probe()
-        .format(
-            &hint,
-            mss,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
-        .map_err(|e| unsupported(e.to_string()))?;
-    let mut format = probed.format;
-    let track = format
-        .tracks()
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| unsupported("it has no audio track".into()))?;
-    let track_id = track.id;
-    let codec = symphonia::default::get_codecs()
-        .get_codec(track.codec_params.codec)
-        .map(|d| d.short_name.to_owned())
-        .unwrap_or_else(|| "unknown".into());
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| unsupported(format!("no decoder for its codec: {e}")))?;
-    let declared_frames = track.codec_params.n_frames.unwrap_or(0);
-    let mut rate = track.codec_params.sample_rate.unwrap_or(0);
-    let mut channels = track.codec_params.channels.map(|c| c.count()).unwrap_or(0);
-    if let Some(limit) = max_duration.filter(|_| rate > 0 && declared_frames > 0) {
-        let seconds = declared_frames as f64 / rate as f64;
-        if seconds > limit.as_secs_f64() {
-            return Err(too_long(seconds, limit));
+
+    /// The file's rate, channels and codec (from the packets once some are decoded).
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    fn too_long(&self, seconds: f64, limit: Duration) -> AudioError {
+        AudioError::TooLong {
+            path: self.display.clone(),
+            length: format_duration(Duration::from_secs_f64(seconds.max(0.0))),
+            limit: format_duration(limit),
         }
     }
 
-    let mut mono: Vec<f32> = Vec::new();
-    let mut buf: Option<SampleBuffer<f32>> = None;
-    let (mut good, mut bad) = (0usize, 0usize);
-    let mut last_error = String::new();
-    loop {
-        let packet = match format.next_packet() {
+    fn corrupt(&self, reason: String) -> AudioError {
+        AudioError::Corrupt {
+            path: self.display.clone(),
+            reason,
+        }
+    }
+
+    /// Decodes the next packet into `ready`; false at the end of the file.
+    fn decode_packet(&mut self) -> Result<bool, AudioError> {
+        let packet = match self.format.next_packet() {
             Ok(p) => p,
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break
+                return Ok(false)
             }
-            Err(SymphoniaError::ResetRequired) => break,
+            Err(SymphoniaError::ResetRequired) => return Ok(false),
             Err(e) => {
                 // A container that breaks off after good audio is truncated: keep what was
                 // read if there is enough of it, otherwise report it.
-                if good == 0 {
-                    return Err(corrupt(e.to_string()));
+                if self.good == 0 {
+                    return Err(self.corrupt(e.to_string()));
                 }
-                last_error = e.to_string();
-                bad += 1;
-                break;
+                self.last_error = e.to_string();
+                self.bad += 1;
+                return Ok(false);
             }
         };
-        if packet.track_id() != track_id {
-            continue;
+        if packet.track_id() != self.track_id {
+            return Ok(true);
         }
-        match decoder.decode(&packet) {
-            Ok(decoded) => {
-                let spec = *decoded.spec();
-                rate = spec.rate;
-                channels = spec.channels.count().max(1);
-                let needed = decoded.capacity() as u64;
-                let b = match &mut buf {
-                    Some(b) if b.capacity() as u64 >= needed * channels as u64 => b,
-                    _ => buf.insert(SampleBuffer::new(needed, spec)),
-                };
-                b.copy_interleaved_ref(decoded);
-                let samples = b.samples();
-                if channels == 1 {
-                    mono.extend_from_slice(samples);
-                } else {
-                    let scale = 1.0 / channels as f32;
-                    mono.extend(
-                        samples
-                            .chunks_exact(channels)
-                            .map(|frame| frame.iter().sum::<f32>() * scale),
-                    );
-                }
-                good += 1;
-                if let Some(limit) = max_duration.filter(|_| rate > 0) {
-                    let seconds = mono.len() as f64 / rate as f64;
-                    if seconds > limit.as_secs_f64() {
-                        return Err(too_long(seconds, limit));
-                    }
-                }
-            }
+        let decoded = match self.decoder.decode(&packet) {
+            Ok(decoded) => decoded,
             Err(SymphoniaError::DecodeError(e)) => {
-                bad += 1;
-                last_error = e.to_string();
+                self.bad += 1;
+                self.last_error = e.to_string();
+                // Mostly bad from the start: say so now, not after hours of the rest.
+                if self.bad >= 50 && self.bad * 10 > self.good + self.bad {
+                    return Err(self.corrupt(format!(
+                        "{} of the first {} packets could not be decoded ({e})",
+                        self.bad,
+                        self.good + self.bad
+                    )));
+                }
+                return Ok(true);
             }
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break
+                return Ok(false)
             }
-            Err(e) => return Err(corrupt(e.to_string())),
+            Err(e) => return Err(self.corrupt(e.to_string())),
+        };
+        let spec = *decoded.spec();
+        let channels = spec.channels.count().max(1);
+        if self.resample.is_some() && spec.rate != self.info.source_rate {
+            return Err(self.corrupt(format!(
+                "its sample rate changes from {} Hz to {} Hz",
+                self.info.source_rate, spec.rate
+            )));
         }
-    }
-    if good == 0 && bad > 0 {
-        return Err(corrupt(format!(
-            "no packet could be decoded ({last_error})"
-        )));
-    }
-    // A few bad frames are normal in real recordings; most of them bad is not.
-    if bad > 0 && bad * 10 > good + bad {
-        return Err(corrupt(format!(
-            "{bad} of {} packets could not be decoded ({last_error})",
-            good + bad
-        )));
-    }
-    if rate == 0 {
-        return Err(unsupported("it does not say its sample rate".into()));
-    }
-    // Frames the reader skipped (bad sync, checksums) or a file cut short: the header says
-    // how long it is, so do not pass a fraction of it off as the whole.
-    if declared_frames > 0 && (mono.len() as u64) * 10 < declared_frames * 9 {
-        let secs = |n: u64| n as f64 / rate as f64;
-        return Err(corrupt(format!(
-            "only {:.1} s of its {:.1} s could be decoded{}",
-            secs(mono.len() as u64),
-            secs(declared_frames),
-            if last_error.is_empty() {
-                String::new()
-            } else {
-                format!(" ({last_error})")
+        self.info.source_rate = spec.rate;
+        self.info.source_channels = channels;
+        let needed = decoded.capacity() as u64;
+        let b = match &mut self.buf {
+            Some(b) if b.capacity() as u64 >= needed * channels as u64 => b,
+            buf => buf.insert(SampleBuffer::new(needed, spec)),
+        };
+        b.copy_interleaved_ref(decoded);
+        let samples = b.samples();
+        self.mono.clear();
+        if channels == 1 {
+            self.mono.extend_from_slice(samples);
+        } else {
+            let scale = 1.0 / channels as f32;
+            self.mono.extend(
+                samples
+                    .chunks_exact(channels)
+                    .map(|frame| frame.iter().sum::<f32>() * scale),
+            );
+        }
+        if self.mono.iter().any(|s| !s.is_finite()) {
+            return Err(self.corrupt("it decodes to NaN or infinite samples".into()));
+        }
+        self.good += 1;
+        self.frames += self.mono.len() as u64;
+        if let Some(limit) = self.max_duration.filter(|_| spec.rate > 0) {
+            let seconds = self.frames as f64 / spec.rate as f64;
+            if seconds > limit.as_secs_f64() {
+                return Err(self.too_long(seconds, limit));
             }
-        )));
+        }
+        if self.resample.is_none() {
+            let r = Resample::new(spec.rate).map_err(|e| self.corrupt(e))?;
+            self.resample = Some(r);
+        }
+        if let Some(r) = self.resample.as_mut() {
+            r.push(&self.mono, &mut self.ready)
+                .map_err(|e| AudioError::Corrupt {
+                    path: self.display.clone(),
+                    reason: e,
+                })?;
+        }
+        Ok(true)
     }
-    if mono.iter().any(|s| !s.is_finite()) {
-        return Err(corrupt("it decodes to NaN or infinite samples".into()));
+
+    /// The end of the file: the checks on the whole, and the resampler's last samples.
+    fn finish(&mut self) -> Result<(), AudioError> {
+        let (good, bad) = (self.good, self.bad);
+        let last_error = self.last_error.clone();
+        if good == 0 && bad > 0 {
+            return Err(self.corrupt(format!("no packet could be decoded ({last_error})")));
+        }
+        // A few bad frames are normal in real recordings; most of them bad is not.
+        if bad > 0 && bad * 10 > good + bad {
+            return Err(self.corrupt(format!(
+                "{bad} of {} packets could not be decoded ({last_error})",
+                good + bad
+            )));
+        }
+        let rate = self.info.source_rate;
+        if rate == 0 {
+            return Err(AudioError::Unsupported {
+                path: self.display.clone(),
+                reason: "it does not say its sample rate".into(),
+            });
+        }
+        // Frames the reader skipped (bad sync, checksums) or a file cut short: the header
+        // says how long it is, so do not pass a fraction of it off as the whole.
+        if self.declared_frames > 0 && self.frames * 10 < self.declared_frames * 9 {
+            let secs = |n: u64| n as f64 / rate as f64;
+            return Err(self.corrupt(format!(
+                "only {:.1} s of its {:.1} s could be decoded{}",
+                secs(self.frames),
+                secs(self.declared_frames),
+                if last_error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({last_error})")
+                }
+            )));
+        }
+        if self.frames == 0 {
+            return Err(AudioError::NoSamples {
+                path: self.display.clone(),
+            });
+        }
+        if let Some(r) = self.resample.as_mut() {
+            r.finish(&mut self.ready).map_err(|e| AudioError::Corrupt {
+                path: self.display.clone(),
+                reason: e,
+            })?;
+        }
+        Ok(())
     }
-    Ok((mono, rate, channels, codec))
 }
 
-/// Resamples mono audio from `rate` to 16 kHz.
-fn resample(input: &[f32], rate: u32) -> Result<Vec<f32>, String> {
-    if rate == SAMPLE_RATE {
-        return Ok(input.to_vec());
-    }
-    const CHUNK: usize = 1024;
-    let mut r = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK, 2, 1)
-        .map_err(|e| format!("cannot resample from {rate} Hz: {e}"))?;
-    let expected = (input.len() as u64 * SAMPLE_RATE as u64).div_ceil(rate as u64) as usize;
-    let delay = r.output_delay();
-    let mut out = Vec::with_capacity(expected + delay + r.output_frames_max());
-    let mut pos = 0;
-    while input.len() - pos >= r.input_frames_next() {
-        let n = r.input_frames_next();
-        let chunk = r
-            .process(&[&input[pos..pos + n]], None)
-            .map_err(|e| e.to_string())?;
-        out.extend_from_slice(&chunk[0]);
-        pos += n;
-    }
-    if pos < input.len() {
-        let chunk = r
-            .process_partial(Some(&[&input[pos..]]), None)
-            .map_err(|e| e.to_string())?;
-        out.extend_from_slice(&chunk[0]);
-    }
-    // Flush the resampler's delay line until every input sample has come out.
-    while out.len() < expected + delay {
-        let chunk = r
-            .process_partial::<&[f32]>(None, None)
-            .map_err(|e| e.to_string())?;
-        if chunk[0].is_empty() {
-            break;
+impl SampleSource for Stream {
+    fn read(&mut self, out: &mut Vec<f32>, want: usize) -> Result<usize, AudioError> {
+        while self.ready.len() < want && !self.ended {
+            if !self.decode_packet()? {
+                self.ended = true;
+                self.finish()?;
+            }
         }
-        out.extend_from_slice(&chunk[0]);
+        let n = want.min(self.ready.len());
+        out.extend(self.ready.drain(..n));
+        Ok(n)
     }
-    let end = (delay + expected).min(out.len());
-    Ok(out[delay.min(end)..end].to_vec())
+
+    fn total_seconds(&self) -> Option<f64> {
+        self.info.declared_seconds
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sine(rate: u32, seconds: f32, hz: f32) -> Vec<f32> {
-        (0..(rate as f32 * seconds) as usize)
-            .map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.5)
-            .collect()
-    }
-
-    #[test]
-    fn resampling_keeps_length_and_pitch() {
-        for rate in [8_000, 22_050, 44_100, 48_000] {
-            let out = resample(&sine(rate, 2.0, 440.0), rate).unwrap();
-            assert_eq!(out.len(), 32_000, "{rate} Hz");
-            // Zero crossings of a 440 Hz tone over 2 s: about 1760.
-            let crossings = out
-                .windows(2)
-                .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
-                .count();
-            assert!((1740..=1780).contains(&crossings), "{rate}: {crossings}");
-            let peak = out[1000..31_000].iter().fold(0f32, |m, s| m.max(s.abs()));
-            assert!((0.45..0.55).contains(&peak), "{rate}: peak {peak}");
-        }
-    }
 
     #[test]
     fn empty_and_garbage_files_are_named_errors() {

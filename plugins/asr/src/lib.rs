@@ -10,3 +10,4 @@ pub mod standalone;
 pub mod subtitles;
 pub mod transcribe;
 pub mod vad;
+pub mod windows;

@@ -14,6 +14,7 @@ use crate::audio::{self, AudioError};
 use crate::cues::{self, Word};
 use crate::subtitles::{self, Segment};
 use crate::transcribe::{self, Models, Settings, TranscribeError};
+use crate::windows;
 
 pub struct Transcribe {
     descriptor: Descriptor,
@@ -109,6 +110,7 @@ impl From<TranscribeError> for PluginError {
     fn from(e: TranscribeError) -> Self {
         match e {
             TranscribeError::Cancelled => PluginError::cancelled(),
+            TranscribeError::Audio(e) => e.into(),
             TranscribeError::NotWhisper { .. } => PluginError::new("bad_model", e.to_string())
                 .with_help("give a whisper.cpp ggml model: `mediaflow models pull whisper-base` (or whisper-tiny.en)"),
             TranscribeError::Load { .. } | TranscribeError::Invalid(_) => {
@@ -189,19 +191,30 @@ impl TypedPlugin for Transcribe {
         let max_duration = settings.max_duration();
         let settings_limits = settings.cue_limits();
         let want_words = settings.word_timestamps;
-        let decoded = tokio::task::spawn_blocking(move || {
+        let mut stream = tokio::task::spawn_blocking(move || {
             let hints: Vec<&str> = hints.iter().map(String::as_str).collect();
-            audio::load(&audio_path, &label, &hints, max_duration)
+            audio::Stream::open(&audio_path, &label, &hints, max_duration)
         })
         .await
         .map_err(|e| PluginError::new("decode", format!("the decoder died: {e}")).retryable())??;
-        let seconds = decoded.seconds();
+        let info = stream.info().clone();
         cx.info(&format!(
-            "{:.1} s of audio ({}, {} Hz, {} channel(s)); model {}",
-            seconds, decoded.codec, decoded.source_rate, decoded.source_channels, settings.model
+            "{} of audio ({}, {} Hz, {} channel(s)); model {}",
+            info.declared_seconds
+                .map_or("an unknown length".into(), |s| format!("{s:.1} s")),
+            info.codec,
+            info.source_rate,
+            info.source_channels,
+            settings.model
         ));
 
-        let vad_model = transcribe::vad_model(&settings, seconds, &|m| cx.info(m))?;
+        // Without a declared length, the audio counts as long (over 30 s) here; `run` drops
+        // a default VAD for audio that turns out short.
+        let vad_model = transcribe::vad_model(
+            &settings,
+            info.declared_seconds.unwrap_or(f64::INFINITY),
+            &|m| cx.info(m),
+        )?;
         let models = self.models.clone();
         let progress_cx = cx.clone();
         let log_cx = cx.clone();
@@ -212,11 +225,11 @@ impl TypedPlugin for Transcribe {
             .run(move || {
                 let progress =
                     Box::new(move |done: f32, what: Option<&str>| progress_cx.progress(done, what));
-                transcribe::run(
+                windows::run(
                     &models,
                     &model_path,
                     vad_model.as_deref(),
-                    &decoded.samples,
+                    &mut stream,
                     &settings,
                     progress,
                     &|m| log_cx.info(m),
@@ -231,6 +244,7 @@ impl TypedPlugin for Transcribe {
                 )
                 .retryable()
             })??;
+        let seconds = transcript.audio_seconds;
         let elapsed = started.elapsed().as_secs_f64();
 
         let segments = subtitles::tidy(transcript.segments);

@@ -1,5 +1,5 @@
 //! `mediaflow-asr transcribe FILE [--model M] [--language L] [--beam-size N] [--threads N]
-//! [--audio-ctx N] [--no-fallback] [--vad|--no-vad] [--verbose]`: one transcription without a workflow. Prints
+//! [--audio-ctx N] [--no-fallback] [--vad|--no-vad] [--progress] [--verbose]`: one transcription without a workflow. Prints
 //! JSON: the transcript, the segments, the time each phase took and the process's peak memory.
 
 use std::path::Path;
@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::audio;
 use crate::subtitles;
 use crate::transcribe::{self, Models, Settings};
+use crate::windows;
 
 /// How the command calls itself in help and errors (`argv[0]` for the parser).
 const COMMAND: &str = "mediaflow-asr transcribe";
@@ -48,7 +49,10 @@ pub struct Args {
     pub vad: bool,
     #[arg(long, hide = true)]
     pub no_vad: bool,
-    /// Show whisper.cpp's log and timings on stderr
+    /// Show progress on stderr as it goes (`progress 42%`)
+    #[arg(long)]
+    pub progress: bool,
+    /// Show whisper.cpp's log and timings, and progress, on stderr
     #[arg(long)]
     pub verbose: bool,
 }
@@ -126,9 +130,9 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("");
-    let decoded = audio::load(Path::new(file), file, &[ext], settings.max_duration())
+    let mut stream = audio::Stream::open(Path::new(file), file, &[ext], settings.max_duration())
         .map_err(|e| e.to_string())?;
-    let decode = t.elapsed().as_secs_f64();
+    let open = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let log = |m: &str| {
@@ -136,20 +140,34 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
             eprintln!("{m}")
         }
     };
-    let vad =
-        transcribe::vad_model(&settings, decoded.seconds(), &log).map_err(|e| e.to_string())?;
-    let out = transcribe::run(
+    let declared = stream.info().declared_seconds;
+    let vad = transcribe::vad_model(&settings, declared.unwrap_or(f64::INFINITY), &log)
+        .map_err(|e| e.to_string())?;
+    // With --progress (or --verbose), progress goes to stderr as it changes by a percent.
+    let (mut shown, show) = (-1.0f32, args.progress || verbose);
+    let progress = Box::new(move |done: f32, what: Option<&str>| {
+        if show && (what.is_some() || done - shown >= 0.01) {
+            shown = done;
+            eprintln!(
+                "progress {:.0}%{}",
+                done * 100.0,
+                what.map(|w| format!(" {w}")).unwrap_or_default()
+            );
+        }
+    });
+    let out = windows::run(
         &models,
         &model,
         vad.as_deref(),
-        &decoded.samples,
+        &mut stream,
         &settings,
-        Box::new(|_, _| {}),
+        progress,
         &log,
         || false,
     )
     .map_err(|e| e.to_string())?;
     let run = t.elapsed().as_secs_f64();
+    let seconds = out.audio_seconds;
     if verbose {
         ctx.print_timings();
     }
@@ -159,10 +177,11 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         "text": text.join(" "),
         "language": out.language,
         "segments": segments,
-        "vad": vad.is_some(),
-        "audio_seconds": decoded.seconds(),
-        "seconds": {"load": load, "decode": decode, "transcribe": run},
-        "realtime_factor": run / decoded.seconds().max(1e-9),
+        "vad": out.speech_seconds.is_some(),
+        "speech_seconds": out.speech_seconds,
+        "audio_seconds": seconds,
+        "seconds": {"load": load, "open": open, "transcribe": run},
+        "realtime_factor": run / seconds.max(1e-9),
         "peak_rss_mb": peak_rss_mb(),
     }))
 }

@@ -21,8 +21,8 @@ pub struct Settings {
     #[serde(default)]
     #[schemars(required)]
     pub audio: Option<ArtifactRef>,
-    /// A catalog name (`whisper-tiny.en`, `whisper-base`), a name given to
-    /// `mediaflow models add`, or a path to a whisper.cpp ggml file.
+    /// A catalog name (`whisper-base-q8_0`, `whisper-tiny.en-q8_0`, `whisper-base` for f16,
+    /// …), a name given to `mediaflow models add`, or a path to a whisper.cpp ggml file.
     #[serde(default = "default_model")]
     pub model: String,
     /// `auto` to detect it, or a code such as `en`, `de`, `fr` (English-only models always
@@ -139,8 +139,11 @@ fn language_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"enum": codes, "default": "auto"})
 }
 
+/// Each size's default weight type is q8_0: as accurate as f16 on our test speech (and on
+/// base's benchmark bulletin), faster, and 20–25% less memory (README, *Speed and
+/// accuracy*).
 pub fn default_model() -> String {
-    "whisper-base".into()
+    "whisper-base-q8_0".into()
 }
 fn default_language() -> String {
     "auto".into()
@@ -212,6 +215,8 @@ pub enum TranscribeError {
     Whisper(String),
     #[error("cancelled")]
     Cancelled,
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
 }
 
 /// The text, the language, the timed segments and their words.
@@ -222,6 +227,8 @@ pub struct Transcript {
     pub words: Vec<Word>,
     /// Seconds of audio transcribed after voice activity detection, if it ran.
     pub speech_seconds: Option<f64>,
+    /// Seconds of audio in all.
+    pub audio_seconds: f64,
 }
 
 /// Loaded models, by path; the least recently used is dropped when more than `keep` are
@@ -323,52 +330,6 @@ pub fn vad_model(
 
 /// Progress: the fraction done and, at a new phase, its name.
 pub type Progress = Box<dyn FnMut(f32, Option<&str>)>;
-
-/// One call: loads the model (kept in `models`), finds the speech with the VAD model if
-/// there is one and transcribes only that, mapping every time back to the file's own;
-/// otherwise transcribes `samples` whole.
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    models: &Models,
-    model: &Path,
-    vad_model: Option<&Path>,
-    samples: &[f32],
-    s: &Settings,
-    mut progress: Progress,
-    log: &dyn Fn(&str),
-    abort: impl Fn() -> bool + Clone + 'static,
-) -> Result<Transcript, TranscribeError> {
-    let ctx = models.get(model)?;
-    let spliced = match vad_model {
-        Some(vad) => {
-            progress(0.01, Some("detecting speech"));
-            let threads = s.threads.unwrap_or_else(default_threads);
-            let spans = models.vad.speech(vad, samples, &s.vad_options(), threads)?;
-            let spliced = crate::vad::splice(samples, &spans);
-            log(&format!(
-                "voice activity: {} stretch(es) of speech, {:.1} s of {:.1} s transcribed",
-                spans.len(),
-                spliced.speech_seconds(),
-                samples.len() as f64 / f64::from(SAMPLE_RATE)
-            ));
-            Some(spliced)
-        }
-        None => None,
-    };
-    let input = spliced.as_ref().map_or(samples, |s| &s.samples[..]);
-    if spliced.is_some() && input.is_empty() {
-        return Ok(Transcript::silent(&ctx));
-    }
-    progress(0.02, Some("transcribing"));
-    let percent =
-        Box::new(move |pct: i32| progress(0.02 + 0.98 * pct.clamp(0, 100) as f32 / 100.0, None));
-    let mut t = transcribe(&ctx, input, s, percent, abort)?;
-    if let Some(sp) = &spliced {
-        t.map_times(sp);
-        t.speech_seconds = Some(sp.speech_seconds());
-    }
-    Ok(t)
-}
 
 /// Transcribes 16 kHz mono samples. `progress` gets percentages; `abort` is polled while
 /// whisper.cpp computes and stops it when it returns true.
@@ -496,6 +457,7 @@ pub fn transcribe(
         segments,
         words,
         speech_seconds: None,
+        audio_seconds: seconds,
     })
 }
 
@@ -507,6 +469,19 @@ impl Transcript {
             segments: Vec::new(),
             words: Vec::new(),
             speech_seconds: Some(0.0),
+            audio_seconds: 0.0,
+        }
+    }
+
+    /// Every segment and word time `dt` seconds later.
+    pub fn shift(&mut self, dt: f64) {
+        for s in &mut self.segments {
+            s.start += dt;
+            s.end += dt;
+        }
+        for w in &mut self.words {
+            w.start += dt;
+            w.end += dt;
         }
     }
 

@@ -308,3 +308,11 @@ pub fn broadcast_problems(srt: &str) -> Vec<String> {
     }
     out
 }
+
+/// The number in environment variable `var`, or `default`.
+pub fn env_number(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
