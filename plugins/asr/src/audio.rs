@@ -108,31 +108,6 @@ pub trait SampleSource: Send {
     fn total_seconds(&self) -> Option<f64>;
 }
 
-/// Samples already in memory, as a [`SampleSource`].
-pub struct InMemory {
-    samples: Vec<f32>,
-    pos: usize,
-}
-
-impl InMemory {
-    pub fn new(samples: Vec<f32>) -> Self {
-        InMemory { samples, pos: 0 }
-    }
-}
-
-impl SampleSource for InMemory {
-    fn read(&mut self, out: &mut Vec<f32>, want: usize) -> Result<usize, AudioError> {
-        let n = want.min(self.samples.len() - self.pos);
-        out.extend_from_slice(&self.samples[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-
-    fn total_seconds(&self) -> Option<f64> {
-        Some(self.samples.len() as f64 / SAMPLE_RATE as f64)
-    }
-}
-
 /// Decodes `path` whole to 16 kHz mono (see [`Stream::open`]).
 pub fn load(
     path: &Path,
