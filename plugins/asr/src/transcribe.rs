@@ -462,13 +462,13 @@ pub fn transcribe(
 }
 
 impl Transcript {
-    /// The transcript of audio without speech.
-    pub fn silent(ctx: &WhisperContext) -> Self {
+    /// A transcript with nothing in it yet, in `ctx`'s language if it has only one.
+    pub fn empty(ctx: &WhisperContext) -> Self {
         Transcript {
             language: if ctx.is_multilingual() { "" } else { "en" }.to_owned(),
             segments: Vec::new(),
             words: Vec::new(),
-            speech_seconds: Some(0.0),
+            speech_seconds: None,
             audio_seconds: 0.0,
         }
     }

@@ -78,8 +78,7 @@ pub fn run(
     let total = source.total_seconds();
     let progress = Rc::new(RefCell::new(progress));
     let mut settings = s.clone();
-    let mut out = Transcript::silent(&ctx);
-    out.speech_seconds = None;
+    let mut out = Transcript::empty(&ctx);
     let (mut buf, mut ended, mut offset) = (Vec::with_capacity(window), false, 0usize);
     let (mut vad, mut stretches, mut speech) = (vad, 0usize, 0.0f64);
     let mut first = true;
