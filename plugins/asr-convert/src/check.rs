@@ -16,10 +16,26 @@ pub fn is_ggml(path: &Path) -> bool {
         && u32::from_le_bytes(magic) == GGML_MAGIC
 }
 
+/// A whisper.cpp model's shape, as its header gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hparams {
+    pub n_vocab: i32,
+    pub n_audio_ctx: i32,
+    pub n_audio_state: i32,
+    pub n_audio_head: i32,
+    pub n_audio_layer: i32,
+    pub n_text_ctx: i32,
+    pub n_text_state: i32,
+    pub n_text_head: i32,
+    pub n_text_layer: i32,
+    pub n_mels: i32,
+    pub ftype: i32,
+}
+
 /// Walks a whisper.cpp ggml file's header, vocabulary and tensor table and checks that the
-/// file holds every byte they promise. whisper.cpp itself may read past the end of a
-/// truncated file or abort on it; this names the problem first.
-pub fn check_ggml(path: &Path) -> Result<(), Error> {
+/// file holds every byte they promise; returns the header. whisper.cpp itself may read past
+/// the end of a truncated file or abort on it; this names the problem first.
+pub fn check_ggml(path: &Path) -> Result<Hparams, Error> {
     use std::io::{Seek, SeekFrom};
     let display = path.display().to_string();
     let bad = |reason: String| Error::Ggml {
@@ -41,10 +57,23 @@ pub fn check_ggml(path: &Path) -> Result<(), Error> {
     if i32_at(&mut f, "magic")? as u32 != GGML_MAGIC {
         return Err(bad("it does not start with the ggml magic".into()));
     }
-    let mut hparams = [0i32; 11];
-    for h in &mut hparams {
-        *h = i32_at(&mut f, "header")?;
+    let mut h = [0i32; 11];
+    for v in &mut h {
+        *v = i32_at(&mut f, "header")?;
     }
+    let hparams = Hparams {
+        n_vocab: h[0],
+        n_audio_ctx: h[1],
+        n_audio_state: h[2],
+        n_audio_head: h[3],
+        n_audio_layer: h[4],
+        n_text_ctx: h[5],
+        n_text_state: h[6],
+        n_text_head: h[7],
+        n_text_layer: h[8],
+        n_mels: h[9],
+        ftype: h[10],
+    };
     let (n_mel, n_fft) = (
         i32_at(&mut f, "mel filters")?,
         i32_at(&mut f, "mel filters")?,
@@ -85,7 +114,7 @@ pub fn check_ggml(path: &Path) -> Result<(), Error> {
         skip(&mut f, name_len as u64, "tensor name")?;
         let Some(ty) = BlockType::from_id(ttype as u32).filter(|_| ttype >= 0) else {
             // A type this check does not know: trust the rest to whisper.cpp.
-            return Ok(());
+            return Ok(hparams);
         };
         let (block, block_bytes) = ty.block();
         skip(
@@ -98,7 +127,7 @@ pub fn check_ggml(path: &Path) -> Result<(), Error> {
     if tensors == 0 {
         return Err(bad("it holds no tensors".into()));
     }
-    Ok(())
+    Ok(hparams)
 }
 
 #[cfg(test)]
@@ -130,7 +159,8 @@ mod tests {
         bytes.push(b'w');
         bytes.extend_from_slice(&[0u8; 12]);
         std::fs::write(&path, &bytes).unwrap();
-        check_ggml(&path).unwrap();
+        let h = check_ggml(&path).unwrap();
+        assert_eq!((h.n_vocab, h.n_text_layer, h.ftype), (4, 1, 1));
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         let err = check_ggml(&path).unwrap_err().to_string();
         assert!(err.contains("truncated"), "{err}");

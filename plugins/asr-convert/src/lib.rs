@@ -30,7 +30,7 @@ use std::path::Path;
 
 use mediaflow_models::{ConvertError, Converter};
 
-pub use check::{check_ggml, is_ggml};
+pub use check::{check_ggml, is_ggml, Hparams};
 pub use mediaflow_ggml_blocks::BlockType;
 pub use mel::mel_filters;
 pub use requantize::{requantize_ggml, Requantized};

@@ -3,6 +3,7 @@
 //! one transcription from the command line (for trying a model on a file, and for the
 //! benchmark).
 
+pub mod align;
 pub mod audio;
 pub mod cues;
 pub mod plugin;

@@ -1,6 +1,8 @@
 //! `mediaflow-asr transcribe FILE [--model M] [--language L] [--beam-size N] [--threads N]
-//! [--audio-ctx N] [--no-fallback] [--vad|--no-vad] [--progress] [--verbose]`: one transcription without a workflow. Prints
-//! JSON: the transcript, the segments, the time each phase took and the process's peak memory.
+//! [--audio-ctx N] [--no-fallback] [--vad|--no-vad] [--words [--word-alignment dtw|tokens]]
+//! [--progress] [--verbose]`: one transcription without a workflow. Prints JSON: the
+//! transcript, the segments (and words), the time each phase took and the process's peak
+//! memory.
 
 use std::path::Path;
 use std::time::Instant;
@@ -24,7 +26,7 @@ pub struct Args {
     /// The audio file: WAV, FLAC, MP3, Ogg/Vorbis, AIFF, M4A/AAC or MP4
     pub file: String,
     /// A catalog name, a name given to `mediaflow models add`, or a path to a whisper.cpp
-    /// ggml file [default: whisper-base]
+    /// ggml file [default: whisper-base-q8_0]
     #[arg(long, value_name = "NAME|PATH")]
     pub model: Option<String>,
     /// `auto`, or a language code such as `en`, `de`, `fr` [default: auto]
@@ -49,6 +51,12 @@ pub struct Args {
     pub vad: bool,
     #[arg(long, hide = true)]
     pub no_vad: bool,
+    /// Output `words`, each with its start, end and probability
+    #[arg(long)]
+    pub words: bool,
+    /// How word times are found: `dtw` (alignment heads) or `tokens` [default: dtw]
+    #[arg(long, value_name = "dtw|tokens", requires = "words")]
+    pub word_alignment: Option<String>,
     /// Show progress on stderr as it goes (`progress 42%`)
     #[arg(long)]
     pub progress: bool,
@@ -67,6 +75,8 @@ impl Args {
             ("beam_size", json!(self.beam_size)),
             ("threads", json!(self.threads)),
             ("audio_ctx", json!(self.audio_ctx)),
+            ("word_timestamps", json!(self.words)),
+            ("word_alignment", json!(self.word_alignment)),
             (
                 "temperature_fallback",
                 json!(self.no_fallback.then_some(false)),
@@ -119,10 +129,17 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         whisper_rs::install_logging_hooks();
     }
 
+    let log = |m: &str| {
+        if verbose {
+            eprintln!("{m}")
+        }
+    };
     let t = Instant::now();
     let model = mediaflow_models::resolve_for_step(&settings.model).map_err(|e| e.to_string())?;
     let models = Models::new(1);
-    let ctx = models.get(&model).map_err(|e| e.to_string())?;
+    let loaded = models
+        .get(&model, settings.wants_dtw(), &log)
+        .map_err(|e| e.to_string())?;
     let load = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -135,11 +152,6 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
     let open = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let log = |m: &str| {
-        if verbose {
-            eprintln!("{m}")
-        }
-    };
     let declared = stream.info().declared_seconds;
     let vad = transcribe::vad_model(&settings, declared.unwrap_or(f64::INFINITY), &log)
         .map_err(|e| e.to_string())?;
@@ -169,7 +181,7 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
     let run = t.elapsed().as_secs_f64();
     let seconds = out.audio_seconds;
     if verbose {
-        ctx.print_timings();
+        loaded.ctx.print_timings();
     }
     let segments = subtitles::tidy(out.segments);
     let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
@@ -177,6 +189,8 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         "text": text.join(" "),
         "language": out.language,
         "segments": segments,
+        "words": settings.word_timestamps.then_some(&out.words),
+        "word_alignment": settings.word_timestamps.then_some(if loaded.dtw { "dtw" } else { "tokens" }),
         "vad": out.speech_seconds.is_some(),
         "speech_seconds": out.speech_seconds,
         "audio_seconds": seconds,

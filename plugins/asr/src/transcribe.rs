@@ -5,8 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use mediaflow_plugin_api::{schemars, ArtifactRef, JsonSchema};
 use serde::Deserialize;
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use whisper_rs::{
+    DtwMode, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
+};
 
+use crate::align::{segment_words, Token};
 use crate::audio::SAMPLE_RATE;
 use crate::cues::Word;
 use crate::subtitles::Segment;
@@ -48,7 +51,8 @@ pub struct Settings {
     /// Encoder context in frames of 20 ms: 1500 = 30 s, whisper's own. Unset: trimmed to
     /// the clip (plus 2 s) for audio under 26 s when the language is known (set, or an
     /// English-only model), which encodes short clips 2–3× faster; 0 or 1500: always the
-    /// full context.
+    /// full context. With DTW word alignment a set context is widened to the clip (DTW
+    /// cannot align audio the encoder did not see).
     #[serde(default)]
     #[schemars(range(max = 1500))]
     pub audio_ctx: Option<u32>,
@@ -56,9 +60,17 @@ pub struct Settings {
     /// own segments). Subtitle cues are built from word timings either way.
     #[serde(default)]
     pub max_segment_chars: Option<u32>,
-    /// Output `words`: each word with its start, end and probability.
+    /// Output `words`: each word with its start, end and probability. Subtitle cues are
+    /// timed from the same words.
     #[serde(default)]
     pub word_timestamps: bool,
+    /// With `word_timestamps`: `dtw` aligns the words to the audio with the model's
+    /// cross-attention alignment heads (OpenAI's method; whisper.cpp knows the heads of
+    /// every released Whisper size, and other models fall back to `tokens`); `tokens` uses
+    /// the cheaper timestamp-token estimates, which keeps flash attention on and skips a
+    /// decoder pass per 30 s.
+    #[serde(default)]
+    pub word_alignment: crate::align::WordAlignment,
     /// Subtitles: characters per line at most.
     #[serde(default = "default_line_chars")]
     #[schemars(range(min = 16, max = 200))]
@@ -114,6 +126,7 @@ impl Default for Settings {
             audio_ctx: None,
             max_segment_chars: None,
             word_timestamps: false,
+            word_alignment: Default::default(),
             vad: None,
             vad_model: default_vad_model(),
             vad_threshold: default_vad_threshold(),
@@ -197,6 +210,11 @@ impl Settings {
         }
     }
 
+    /// Whether word times should come from DTW alignment heads.
+    pub fn wants_dtw(&self) -> bool {
+        self.word_timestamps && self.word_alignment == crate::align::WordAlignment::Dtw
+    }
+
     /// `max_duration` as a duration (`check` has refused one that does not parse).
     pub fn max_duration(&self) -> Option<std::time::Duration> {
         mediaflow_plugin_api::parse_duration(&self.max_duration)
@@ -231,10 +249,18 @@ pub struct Transcript {
     pub audio_seconds: f64,
 }
 
-/// Loaded models, by path; the least recently used is dropped when more than `keep` are
+/// A loaded model, and whether it computes DTW word times (with its alignment heads).
+#[derive(Clone)]
+pub struct Loaded {
+    pub ctx: Arc<WhisperContext>,
+    pub dtw: bool,
+}
+
+/// Loaded models, by path and whether they align words by DTW (such a model is loaded
+/// without flash attention); the least recently used is dropped when more than `keep` are
 /// loaded.
 pub struct Models {
-    loaded: Mutex<Vec<(PathBuf, Arc<WhisperContext>)>>,
+    loaded: Mutex<Vec<((PathBuf, bool), Loaded)>>,
     keep: usize,
     /// The VAD model, loaded on first use.
     pub vad: crate::vad::Vad,
@@ -249,37 +275,68 @@ impl Models {
         }
     }
 
-    pub fn get(&self, path: &Path) -> Result<Arc<WhisperContext>, TranscribeError> {
+    /// The model at `path`; with `dtw`, loaded to align words by DTW when whisper.cpp knows
+    /// its alignment heads (`log` says so when it does not, and the model loads without).
+    pub fn get(
+        &self,
+        path: &Path,
+        dtw: bool,
+        log: &dyn Fn(&str),
+    ) -> Result<Loaded, TranscribeError> {
         let display = path.display().to_string();
+        let key = (path.to_path_buf(), dtw);
         if let Ok(mut loaded) = self.loaded.lock() {
-            if let Some(i) = loaded.iter().position(|(p, _)| p == path) {
+            if let Some(i) = loaded.iter().position(|(k, _)| *k == key) {
                 let entry = loaded.remove(i);
-                let ctx = entry.1.clone();
+                let model = entry.1.clone();
                 loaded.push(entry);
-                return Ok(ctx);
+                return Ok(model);
             }
         }
         if !mediaflow_asr_convert::is_ggml(path) {
             return Err(TranscribeError::NotWhisper { path: display });
         }
-        mediaflow_asr_convert::check_ggml(path)
+        let hparams = mediaflow_asr_convert::check_ggml(path)
             .map_err(|e| TranscribeError::Invalid(e.to_string()))?;
+        let heads = if dtw {
+            crate::align::preset(&hparams)
+        } else {
+            None
+        };
+        if dtw && heads.is_none() {
+            log(&format!(
+                "{display}: whisper.cpp has no alignment heads for this model's shape; \
+                 word times come from timestamp tokens"
+            ));
+        }
         let mut params = WhisperContextParameters::default();
-        params.flash_attn(flash_attention());
+        let aligned = heads.is_some();
+        // DTW reads the alignment heads' attention weights, which flash attention never
+        // materialises.
+        params.flash_attn(flash_attention() && !aligned);
+        if let Some(model_preset) = heads {
+            params.dtw_parameters(DtwParameters {
+                mode: DtwMode::ModelPreset { model_preset },
+                ..DtwParameters::default()
+            });
+        }
         let ctx = WhisperContext::new_with_params(&display, params).map_err(|e| {
             TranscribeError::Load {
                 path: display.clone(),
                 message: e.to_string(),
             }
         })?;
-        let ctx = Arc::new(ctx);
+        let model = Loaded {
+            ctx: Arc::new(ctx),
+            dtw: aligned,
+        };
         if let Ok(mut loaded) = self.loaded.lock() {
             if loaded.len() >= self.keep {
                 loaded.remove(0);
             }
-            loaded.push((path.to_path_buf(), ctx.clone()));
+            loaded.push((key, model.clone()));
         }
-        Ok(ctx)
+        Ok(model)
     }
 }
 
@@ -334,12 +391,13 @@ pub type Progress = Box<dyn FnMut(f32, Option<&str>)>;
 /// Transcribes 16 kHz mono samples. `progress` gets percentages; `abort` is polled while
 /// whisper.cpp computes and stops it when it returns true.
 pub fn transcribe(
-    ctx: &WhisperContext,
+    model: &Loaded,
     samples: &[f32],
     s: &Settings,
     progress: Box<dyn FnMut(i32)>,
     abort: impl Fn() -> bool + Clone + 'static,
 ) -> Result<Transcript, TranscribeError> {
+    let ctx = &*model.ctx;
     let mut state = ctx
         .create_state()
         .map_err(|e| TranscribeError::Whisper(e.to_string()))?;
@@ -366,6 +424,12 @@ pub fn transcribe(
     let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
     match s.audio_ctx {
         Some(0) => {}
+        // DTW aligns the whole chunk against the encoder's output, and whisper.cpp aborts
+        // when the chunk is longer than the context: never shorter than the clip then.
+        Some(n) if model.dtw => {
+            let clip = auto_audio_ctx(seconds).unwrap_or(1500);
+            p.set_audio_ctx(n.max(clip) as i32)
+        }
         Some(n) => p.set_audio_ctx(n as i32),
         // Not while detecting the language: a trimmed context garbles a multilingual
         // model's output after `auto` detection (measured: "Tuesday height" for "Tuesday
@@ -446,10 +510,11 @@ pub fn transcribe(
                     bytes: bytes.to_vec(),
                     t0: d.t0,
                     t1: d.t1,
+                    t_dtw: d.t_dtw,
                     p: d.p,
                 })
             });
-        segment_words(&segment, tokens, &mut words);
+        segment_words(&segment, tokens, model.dtw, &mut words);
         segments.push(segment);
     }
     Ok(Transcript {
@@ -495,49 +560,5 @@ impl Transcript {
             w.start = sp.original_start(w.start);
             w.end = sp.original_end(w.end).max(w.start);
         }
-    }
-}
-
-/// A text token of a segment: its bytes (a piece of a UTF-8 word, a leading space where a
-/// word starts) and its times in centiseconds.
-pub struct Token {
-    pub bytes: Vec<u8>,
-    pub t0: i64,
-    pub t1: i64,
-    pub p: f32,
-}
-
-/// Appends the words of `segment`'s tokens to `out`: a word starts at a token that starts
-/// with a space; its time runs from its first token's start to its last token's end, kept
-/// inside the segment and after the word before; its probability is its tokens' mean.
-pub fn segment_words(segment: &Segment, tokens: impl Iterator<Item = Token>, out: &mut Vec<Word>) {
-    let mut words: Vec<(Vec<u8>, i64, i64, f32, u32)> = Vec::new();
-    for t in tokens {
-        let starts = t.bytes.first() == Some(&b' ') || words.is_empty();
-        if starts {
-            words.push((t.bytes, t.t0, t.t1, t.p, 1));
-        } else if let Some(w) = words.last_mut() {
-            w.0.extend_from_slice(&t.bytes);
-            w.2 = t.t1;
-            w.3 += t.p;
-            w.4 += 1;
-        }
-    }
-    let (lo, hi) = (segment.start, segment.end.max(segment.start));
-    for (bytes, t0, t1, p, n) in words {
-        let word = String::from_utf8_lossy(&bytes).trim().to_owned();
-        if word.is_empty() {
-            continue;
-        }
-        let after = out.last().map_or(0.0, |w: &Word| w.end);
-        let at = |t: i64, or: f64| if t >= 0 { t as f64 / 100.0 } else { or }.clamp(lo, hi);
-        let start = at(t0, lo).max(after);
-        let end = at(t1, hi).max(start);
-        out.push(Word {
-            word,
-            start,
-            end,
-            probability: (f64::from(p) / f64::from(n) * 1000.0).round() / 1000.0,
-        });
     }
 }

@@ -72,7 +72,8 @@ pub fn run(
     log: &dyn Fn(&str),
     abort: impl Fn() -> bool + Clone + 'static,
 ) -> Result<Transcript, TranscribeError> {
-    let ctx = models.get(model)?;
+    let model = models.get(model, s.wants_dtw(), log)?;
+    let ctx = model.ctx.clone();
     let window = window_samples();
     let search = CUT_SEARCH_SECONDS as usize * SAMPLE_RATE as usize;
     let total = source.total_seconds();
@@ -148,7 +149,7 @@ pub fn run(
         if !input.is_empty() {
             let report = report.clone();
             let percent = Box::new(move |pct: i32| report(fraction(f64::from(pct) / 100.0), None));
-            let mut t = transcribe(&ctx, input, &settings, percent, abort.clone())?;
+            let mut t = transcribe(&model, input, &settings, percent, abort.clone())?;
             if let Some(sp) = &spliced {
                 t.map_times(sp);
             }

@@ -11,11 +11,6 @@ use mediaflow_store::{RunStatus, StepStatus};
 use mediaflow_tests::Db;
 use serde_json::{json, Value};
 
-/// Seconds of a WAV file, from its size (16-bit mono at `rate`, 44-byte header).
-fn seconds_of(wav: &std::path::Path, rate: f64) -> f64 {
-    (std::fs::metadata(wav).unwrap().len() as f64 - 44.0) / 2.0 / rate
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subtitles_keep_to_broadcast_limits_and_hold_the_transcript() {
     require_model(MODEL);
@@ -136,7 +131,7 @@ async fn vad_keeps_every_word_and_drops_silence_and_music() {
             ("music", None) => music(&out, 12.0, [220, 277, 330]),
             _ => silence(&out, if name == "silence" { 9.0 } else { 8.0 }),
         }
-        let d = seconds_of(&out, 16000.0);
+        let d = seconds_of_16k(&out);
         if text.is_some() {
             spans.push((t, t + d));
         }
@@ -144,9 +139,7 @@ async fn vad_keeps_every_word_and_drops_silence_and_music() {
         files.push(out);
     }
     let whole = dir.join("programme.wav");
-    let mut args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
-    args.push(whole.to_str().unwrap());
-    sox(&args);
+    concat(&files, &whole);
     let audio = store(&h, &[whole]).await.remove(0);
 
     let garbage = dir.join("vad-garbage.bin");

@@ -85,7 +85,8 @@ pub fn formats(wav: &Path, dir: &Path) -> Vec<PathBuf> {
     ]
 }
 
-fn words(text: &str) -> Vec<String> {
+/// The words of `text`, lower-cased, without punctuation.
+pub fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| c.is_whitespace() || c == '-')
         .map(|w| {
@@ -208,6 +209,18 @@ pub fn sox(args: &[&str]) {
 pub fn to_16k(input: &Path, out: &Path) {
     let (input, out) = (input.display().to_string(), out.display().to_string());
     sox(&[&input, "-r", "16000", "-c", "1", "-b", "16", &out]);
+}
+
+/// Seconds of a 16 kHz 16-bit mono WAV file, from its size (44-byte header).
+pub fn seconds_of_16k(wav: &Path) -> f64 {
+    (std::fs::metadata(wav).unwrap().len() as f64 - 44.0) / 2.0 / 16000.0
+}
+
+/// `files` one after another in `out` (sox).
+pub fn concat(files: &[PathBuf], out: &Path) {
+    let mut args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    args.push(out.to_str().unwrap());
+    sox(&args);
 }
 
 /// `seconds` of silence, as a 16 kHz 16-bit mono WAV.
