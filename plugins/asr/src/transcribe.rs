@@ -493,7 +493,7 @@ pub fn transcribe(
     let mut words = Vec::new();
     let eot = ctx.token_eot();
     for seg in state.as_iter() {
-        let segment = Segment {
+        let mut segment = Segment {
             start: seg.start_timestamp() as f64 / 100.0,
             end: seg.end_timestamp() as f64 / 100.0,
             text: seg
@@ -514,7 +514,14 @@ pub fn transcribe(
                     p: d.p,
                 })
             });
+        let first = words.len();
         segment_words(&segment, tokens, model.dtw, &mut words);
+        // A segment starts where its first word does: whisper's start timestamp can fall
+        // before it, at the end of the speech before (after VAD splicing, in the span before
+        // the gap).
+        if let Some(w) = words.get(first) {
+            segment.start = segment.start.max(w.start).min(segment.end);
+        }
         segments.push(segment);
     }
     Ok(Transcript {
