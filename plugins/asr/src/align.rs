@@ -118,6 +118,9 @@ pub fn segment_words(
         }
     }
     words.retain(|w| !String::from_utf8_lossy(&w.bytes).trim().is_empty());
+    let Some(first_word) = words.first() else {
+        return;
+    };
     let (lo, hi) = (segment.start, segment.end.max(segment.start));
     let at = |t: i64, or: f64| if t >= 0 { t as f64 / 100.0 } else { or }.clamp(lo, hi);
     let times: Vec<(f64, f64)> = if dtw && words.iter().all(|w| w.t_dtw >= 0) {
@@ -125,7 +128,7 @@ pub fn segment_words(
         // its first token's timestamp estimate, within a longest word of its end.
         let ends: Vec<f64> = words.iter().map(|w| at(w.t_dtw, hi)).collect();
         let longest = longest_word(&ends);
-        let first = at(words[0].t0, lo).max(ends[0] - longest).min(ends[0]);
+        let first = at(first_word.t0, lo).max(ends[0] - longest).min(ends[0]);
         let bounds = [&[first][..], &ends].concat();
         bounds
             .windows(2)
@@ -230,6 +233,26 @@ mod tests {
         let mut words = Vec::new();
         segment_words(&segment, tokens, true, &mut words);
         assert_eq!((words[1].start, words[1].end), (0.5, 1.0));
+    }
+
+    #[test]
+    fn a_segment_without_words_adds_none() {
+        let segment = Segment {
+            start: 0.0,
+            end: 2.0,
+            text: String::new(),
+        };
+        for dtw in [true, false] {
+            let mut words = Vec::new();
+            segment_words(&segment, std::iter::empty(), dtw, &mut words);
+            segment_words(
+                &segment,
+                vec![token(" ", 0, 10, 5)].into_iter(),
+                dtw,
+                &mut words,
+            );
+            assert!(words.is_empty());
+        }
     }
 
     #[test]
