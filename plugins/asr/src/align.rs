@@ -79,9 +79,9 @@ pub struct Token {
 const MAX_WORD: f64 = 1.4;
 
 /// Appends the words of `segment`'s tokens to `out`: a word starts at a token that starts
-/// with a space; its probability is its tokens' mean. Its time is its first token's DTW
-/// start (with `dtw`) or its tokens' `t0`..`t1`, kept inside the segment and after the word
-/// before.
+/// with a space; its probability is its tokens' mean. With `dtw` it runs from the word
+/// before's DTW boundary to its own (see the module docs), else over its tokens'
+/// `t0`..`t1`; either way kept inside the segment and after the word before.
 pub fn segment_words(
     segment: &Segment,
     tokens: impl Iterator<Item = Token>,
@@ -151,8 +151,8 @@ pub fn segment_words(
 
 /// Twice the median gap between word boundaries (the median word, pause included), at
 /// most [`MAX_WORD`].
-fn longest_word(starts: &[f64]) -> f64 {
-    let mut gaps: Vec<f64> = starts
+fn longest_word(bounds: &[f64]) -> f64 {
+    let mut gaps: Vec<f64> = bounds
         .windows(2)
         .map(|p| p[1] - p[0])
         .filter(|g| *g > 0.0)
