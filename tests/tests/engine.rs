@@ -374,6 +374,7 @@ steps:
             workflow: Some("listed".into()),
             status: Some(RunStatus::Succeeded),
             limit: None,
+            ..Default::default()
         }).await.unwrap();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].id, r.run_id);

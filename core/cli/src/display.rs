@@ -163,7 +163,7 @@ fn short(v: &Value, max: usize) -> String {
     }
 }
 
-fn when(ms: i64) -> String {
+pub fn when(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| {
             t.with_timezone(&chrono::Local)
@@ -303,14 +303,7 @@ pub fn print_plugins(
     }
     let origin = |n: &str| registry.origin(n).unwrap_or_default().to_owned();
     if json {
-        let v: Vec<Value> = descs
-            .iter()
-            .map(|d| {
-                let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
-                v["origin"] = Value::String(origin(&d.name));
-                v
-            })
-            .collect();
+        let v: Vec<Value> = descs.iter().map(|d| registry.descriptor_json(d)).collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }

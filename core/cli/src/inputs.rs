@@ -103,6 +103,7 @@ pub async fn resumable_run(
             workflow: Some(plan.name.clone()),
             status: None,
             limit: Some(50),
+            ..Default::default()
         })
         .await?;
     let wanted = Value::Object(inputs.clone());

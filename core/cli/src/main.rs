@@ -16,6 +16,7 @@ mod inputs;
 mod models;
 mod plugins;
 mod scaffold;
+mod serve;
 mod train;
 
 #[derive(Parser)]
@@ -111,6 +112,30 @@ enum Command {
         #[command(subcommand)]
         command: train::TrainCommand,
     },
+    /// Run step STEP of a finished run again, and every step after it that depends on it;
+    /// the other steps keep their results
+    Rerun {
+        run_id: String,
+        #[arg(long, value_name = "STEP")]
+        from: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run as a service: the REST API under /api/v1 (see `mediaflow token`)
+    Serve(serve::ServeArgs),
+    /// List the scheduled workflows of a directory with their next five fire times
+    Schedules {
+        /// The workflows directory `serve --workflows` uses
+        #[arg(long, value_name = "DIR", default_value = "workflows")]
+        workflows: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the service's API tokens: create, list, revoke
+    Token {
+        #[command(subcommand)]
+        command: serve::TokenCommand,
+    },
 }
 
 /// A run status, as `runs --status` takes it.
@@ -187,13 +212,12 @@ fn compile(file: &std::path::Path, registry: &Registry) -> Result<Plan, Failure>
     })
 }
 
-/// Resumes a run with its stored workflow, compiled against today's plugins.
-async fn resume_run(
+/// A stored run's workflow, compiled against today's plugins (to resume or re-run it).
+async fn stored_plan(
     engine: &Engine,
     registry: &Registry,
     run_id: &str,
-    ctl: RunControl,
-) -> Result<RunReport, Failure> {
+) -> Result<Arc<Plan>, Failure> {
     let stored = engine
         .stored_workflow(run_id)
         .await
@@ -202,8 +226,19 @@ async fn resume_run(
         eprintln!("the stored workflow of run {run_id} no longer compiles:");
         invalid(d)
     })?;
+    Ok(Arc::new(plan))
+}
+
+/// Resumes a run with its stored workflow, compiled against today's plugins.
+async fn resume_run(
+    engine: &Engine,
+    registry: &Registry,
+    run_id: &str,
+    ctl: RunControl,
+) -> Result<RunReport, Failure> {
+    let plan = stored_plan(engine, registry, run_id).await?;
     Ok(engine
-        .resume(run_id, Arc::new(plan), ctl)
+        .resume(run_id, plan, ctl)
         .await
         .map_err(|e| miette!("{e}"))?)
 }
@@ -302,6 +337,7 @@ async fn without_plugins(cli: &Cli) -> Option<Result<(), Failure>> {
                         workflow: workflow.clone(),
                         status: status.map(RunStatus::from),
                         limit: Some(*limit),
+                        ..Default::default()
                     })
                     .await
                     .map_err(|e| miette!("{e}"))?;
@@ -311,6 +347,14 @@ async fn without_plugins(cli: &Cli) -> Option<Result<(), Failure>> {
             listed.await
         }
         Command::Show { run_id, json } => show(cli, run_id, *json).await,
+        Command::Token { command } => {
+            let done = async {
+                let (store, _) = open_store(cli).await?;
+                serve::token(&store, command).await?;
+                Ok(())
+            };
+            done.await
+        }
         _ => return None,
     })
 }
@@ -398,7 +442,28 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
             let report = resume_run(&engine, registry, run_id, ctl).await?;
             finish(report, *json, display).await
         }
-        Command::Runs { .. } | Command::Show { .. } => Ok(()),
+        Command::Rerun { run_id, from, json } => {
+            let (store, artifacts) = open_store(cli).await?;
+            let engine =
+                Engine::new(store, artifacts, EngineOptions::default()).with_llm(plugins.llm());
+            let plan = stored_plan(&engine, registry, run_id).await?;
+            let (ctl, display) = control(*json);
+            let report = engine
+                .rerun_from(run_id, plan, from, ctl)
+                .await
+                .map_err(|e| miette!("{e}"))?;
+            finish(report, *json, display).await
+        }
+        Command::Schedules { workflows, json } => {
+            serve::schedules(workflows, plugins, *json)?;
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let (store, artifacts) = open_store(cli).await?;
+            serve::serve(args, store, artifacts, plugins).await?;
+            Ok(())
+        }
+        Command::Runs { .. } | Command::Show { .. } | Command::Token { .. } => Ok(()),
         Command::Plugins { name, json } => {
             display::print_plugins(plugins, name.as_deref(), *json).map_err(usage)
         }
@@ -416,6 +481,22 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve(args) = &cli.command {
+        // The service's runs may only reach files below its files root. Set before any
+        // thread starts: the file steps read it from the environment.
+        let root = match data_dir(&cli) {
+            Ok(d) => args.files_root(&d),
+            Err(f) => {
+                eprintln!("error: {}", f.report);
+                return ExitCode::from(f.code);
+            }
+        };
+        if let Err(e) = std::fs::create_dir_all(&root) {
+            eprintln!("error: cannot make the files root {}: {e}", root.display());
+            return ExitCode::from(1);
+        }
+        std::env::set_var(mediaflow_builtin::FILES_ROOT_ENV, &root);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mediaflow_engine::PluginLlm;
 use mediaflow_plugin_api::{LlmProvider, Registry};
 use mediaflow_process_host::{describe, discover, search_dirs, Supervisor};
-use mediaflow_wasm_host::{WasmConfig, WasmLoader, WasmRuntime};
+use mediaflow_wasm_host::{ConfinedWasmLoader, WasmConfig, WasmLoader, WasmRuntime};
 
 /// The registry and the plugin processes behind it (shut down on exit).
 pub struct Plugins {
@@ -16,6 +16,8 @@ pub struct Plugins {
     pub supervisors: Vec<Arc<Supervisor>>,
     /// Plugins that were found but could not be used, and why.
     pub broken: Vec<String>,
+    /// The WebAssembly runtime, if it started.
+    pub wasm: Option<WasmRuntime>,
 }
 
 /// Where `*.wasm` plugins are registered from: `DATA_DIR/plugins`, then each directory of
@@ -43,6 +45,7 @@ impl Plugins {
         ];
         let mut supervisors = Vec::new();
         let mut broken = Vec::new();
+        let mut wasm = None;
         for exe in discover(&search_dirs()) {
             match describe(&exe).await {
                 Ok(binary) => {
@@ -79,7 +82,13 @@ impl Plugins {
                         }
                     }
                 }
-                registry.add_loader("wasm", Arc::new(WasmLoader { runtime }));
+                registry.add_loader(
+                    "wasm",
+                    Arc::new(WasmLoader {
+                        runtime: runtime.clone(),
+                    }),
+                );
+                wasm = Some(runtime);
             }
             Err(e) => broken.push(e.to_string()),
         }
@@ -87,6 +96,7 @@ impl Plugins {
             registry,
             supervisors,
             broken,
+            wasm,
         }
     }
 
@@ -96,6 +106,44 @@ impl Plugins {
         PluginLlm::new(plugin)
             .ok()
             .map(|p| Arc::new(p) as Arc<dyn LlmProvider>)
+    }
+
+    /// The registry for workflow text from outside (`serve`'s API): `uses: wasm:` may only
+    /// name components in the plugin directories.
+    pub fn confined_registry(&self) -> Registry {
+        let mut r = self.registry.clone();
+        if let Some(runtime) = &self.wasm {
+            r.add_loader(
+                "wasm",
+                Arc::new(ConfinedWasmLoader {
+                    runtime: runtime.clone(),
+                }),
+            );
+        }
+        r
+    }
+
+    /// What `/health` reports of the plugin processes (starts so far) and of the plugins
+    /// that could not be used.
+    pub fn health(&self) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
+        let supervisors = self.supervisors.clone();
+        let broken = self.broken.clone();
+        Arc::new(move || {
+            let processes: Vec<serde_json::Value> = supervisors
+                .iter()
+                .map(|s| {
+                    let b = s.binary();
+                    serde_json::json!({
+                        "name": b.name,
+                        "version": b.version,
+                        "path": b.path.display().to_string(),
+                        "plugins": b.descriptors.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
+                        "starts": s.starts(),
+                    })
+                })
+                .collect();
+            serde_json::json!({"processes": processes, "broken": broken})
+        })
     }
 
     pub async fn shutdown(&self) {

@@ -62,6 +62,8 @@ pub enum EngineError {
     },
     #[error("run `{run_id}` was claimed by another process at the same moment; that process drives it now")]
     ClaimLost { run_id: String },
+    #[error("run `{run_id}` has no step `{step}` to run again")]
+    NoSuchStep { run_id: String, step: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -152,6 +154,47 @@ impl Default for EngineOptions {
     }
 }
 
+/// A run recorded by [`Engine::create_run`], not yet driven.
+pub struct CreatedRun {
+    pub run_id: String,
+    plan: Arc<Plan>,
+    inputs: Map<String, Value>,
+}
+
+/// Results a resumed run keeps: whole steps and `for_each` items.
+#[derive(Default)]
+struct Prior {
+    steps: HashMap<String, StepResult>,
+    items: HashMap<(String, usize), Outcome>,
+}
+
+/// Whether the steps a drive runs may take their results from the step cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    CacheAllowed,
+    NoCacheReads,
+}
+
+/// Step `from` and every step that depends on it, directly or not, in plan order;
+/// `None` when the plan has no step `from`.
+pub fn dependants(plan: &Plan, from: &str) -> Option<Vec<String>> {
+    let start = plan.steps.iter().position(|s| s.id == from)?;
+    let mut hit = vec![false; plan.steps.len()];
+    hit[start] = true;
+    // Steps are in topological order: a step's deps come before it.
+    for i in start + 1..plan.steps.len() {
+        hit[i] = plan.steps[i].deps.iter().any(|&d| hit[d]);
+    }
+    Some(
+        plan.steps
+            .iter()
+            .zip(hit)
+            .filter(|(_, h)| *h)
+            .map(|(s, _)| s.id.clone())
+            .collect(),
+    )
+}
+
 /// How a caller follows and stops one run.
 #[derive(Clone, Default)]
 pub struct RunControl {
@@ -209,6 +252,18 @@ impl Engine {
         inputs: Map<String, Value>,
         ctl: RunControl,
     ) -> Result<RunReport, EngineError> {
+        let created = self.create_run(plan, inputs).await?;
+        self.drive_created(created, ctl).await
+    }
+
+    /// Records a new run of `plan` (status `running`, owned by this engine) and returns it
+    /// without running anything, so a caller can hand out its id first (`POST /runs`).
+    /// [`Engine::drive_created`] then runs it.
+    pub async fn create_run(
+        &self,
+        plan: Arc<Plan>,
+        inputs: Map<String, Value>,
+    ) -> Result<CreatedRun, EngineError> {
         let inputs = plan.bind_inputs(&inputs)?;
         self.store
             .put_workflow(&plan.hash, &plan.name, Some(&plan.file), &plan.yaml)
@@ -232,7 +287,26 @@ impl Engine {
                 heartbeat_at: Some(now),
             })
             .await?;
-        self.drive(plan, run_id, inputs, HashMap::new(), HashMap::new(), ctl)
+        Ok(CreatedRun {
+            run_id,
+            plan,
+            inputs,
+        })
+    }
+
+    /// Drives a run from [`Engine::create_run`] to its end.
+    pub async fn drive_created(
+        &self,
+        created: CreatedRun,
+        ctl: RunControl,
+    ) -> Result<RunReport, EngineError> {
+        let CreatedRun {
+            run_id,
+            plan,
+            inputs,
+        } = created;
+        let fresh = Fresh::CacheAllowed;
+        self.drive(plan, run_id, inputs, Prior::default(), fresh, ctl)
             .await
     }
 
@@ -263,8 +337,38 @@ impl Engine {
         plan: Arc<Plan>,
         ctl: RunControl,
     ) -> Result<RunReport, EngineError> {
+        self.resume_forgetting(run_id, plan, &[], ctl).await
+    }
+
+    /// Runs step `from` of a finished (or abandoned) run again, and every step that
+    /// depends on it, directly or not; the other steps keep their stored results and do not
+    /// run. The re-run steps do not read the step cache (they would only replay their old
+    /// results); what they produce is cached as usual. `plan` comes from
+    /// [`Engine::stored_workflow`], as for [`Engine::resume`].
+    pub async fn rerun_from(
+        &self,
+        run_id: &str,
+        plan: Arc<Plan>,
+        from: &str,
+        ctl: RunControl,
+    ) -> Result<RunReport, EngineError> {
+        let forget = dependants(&plan, from).ok_or_else(|| EngineError::NoSuchStep {
+            run_id: run_id.to_owned(),
+            step: from.to_owned(),
+        })?;
+        self.resume_forgetting(run_id, plan, &forget, ctl).await
+    }
+
+    /// [`Engine::resume`], after forgetting the results of the steps in `forget`.
+    async fn resume_forgetting(
+        &self,
+        run_id: &str,
+        plan: Arc<Plan>,
+        forget: &[String],
+        ctl: RunControl,
+    ) -> Result<RunReport, EngineError> {
         let run = self.store.get_run(run_id).await?;
-        if run.status == RunStatus::Succeeded {
+        if run.status == RunStatus::Succeeded && forget.is_empty() {
             return self.report(run_id).await;
         }
         if plan.hash != run.workflow_hash {
@@ -283,6 +387,11 @@ impl Engine {
             return Err(EngineError::ClaimLost {
                 run_id: run_id.to_owned(),
             });
+        }
+        if !forget.is_empty() {
+            self.store
+                .forget_steps(run_id, &self.options.worker, forget)
+                .await?;
         }
         let mut prior_steps = HashMap::new();
         let mut prior_items = HashMap::new();
@@ -314,15 +423,23 @@ impl Engine {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        self.drive(
-            plan,
-            run_id.to_owned(),
-            inputs,
-            prior_steps,
-            prior_items,
-            ctl,
-        )
-        .await
+        let prior = Prior {
+            steps: prior_steps,
+            items: prior_items,
+        };
+        let fresh = if forget.is_empty() {
+            Fresh::CacheAllowed
+        } else {
+            Fresh::NoCacheReads
+        };
+        self.drive(plan, run_id.to_owned(), inputs, prior, fresh, ctl)
+            .await
+    }
+
+    /// Whether no live process drives `run` any more (its owner's heartbeat is stale, or
+    /// its owner was a process on this host that is gone), so it may be resumed.
+    pub fn is_abandoned(&self, run: &RunRecord) -> bool {
+        self.ensure_abandoned(run).is_ok()
     }
 
     /// Refuses to resume a run that another live process is still driving.
@@ -353,8 +470,8 @@ impl Engine {
         plan: Arc<Plan>,
         run_id: String,
         inputs: Map<String, Value>,
-        prior_steps: HashMap<String, StepResult>,
-        prior_items: HashMap<(String, usize), Outcome>,
+        prior: Prior,
+        fresh: Fresh,
         ctl: RunControl,
     ) -> Result<RunReport, EngineError> {
         let logs = events::LogWriter::start(self.store.clone(), run_id.clone());
@@ -392,7 +509,7 @@ impl Engine {
             llm: self.llm.clone(),
             collections: self.collections.clone(),
             worker: self.options.worker.clone(),
-            use_cache: !self.options.no_cache,
+            use_cache: !self.options.no_cache && fresh == Fresh::CacheAllowed,
             grace: self.options.cancel_grace,
             events: ctl.events.clone(),
             logs: logs.sender(),
@@ -406,7 +523,7 @@ impl Engine {
             log_quota: self.options.log_quota,
             store_down: Default::default(),
         });
-        let scheduler = Scheduler::new(shared.clone(), prior_steps, prior_items);
+        let scheduler = Scheduler::new(shared.clone(), prior.steps, prior.items);
         let ending = scheduler.run(ctl.cancel.clone(), plan.timeout).await;
         drop(shared);
         heartbeat.abort();

@@ -104,4 +104,13 @@ impl Registry {
     pub fn descriptors(&self) -> impl Iterator<Item = &Descriptor> {
         self.plugins.values().map(|(p, _)| p.descriptor())
     }
+
+    /// A plugin's descriptor as JSON (name, version, ports, config schema, ...) with
+    /// `origin`: what `mediaflow plugins --json` prints and `GET /api/v1/plugins` returns.
+    pub fn descriptor_json(&self, d: &Descriptor) -> serde_json::Value {
+        let mut v = serde_json::to_value(d).unwrap_or(serde_json::Value::Null);
+        v["origin"] =
+            serde_json::Value::String(self.origin(&d.name).unwrap_or_default().to_owned());
+        v
+    }
 }

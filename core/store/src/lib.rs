@@ -9,7 +9,9 @@ mod embeddings;
 mod kv;
 mod records;
 mod retry;
+mod schedules;
 mod sql;
+mod tokens;
 mod url;
 
 pub use artifacts::{guess_media_type, ArtifactStore};
@@ -17,7 +19,9 @@ pub use embeddings::{CollectionInfo, EmbeddingDetails, EmbeddingRow};
 pub use kv::{KV_MAX_KEY, KV_MAX_VALUE};
 pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use retry::{is_transient, DEFAULT_RETRY_WINDOW};
+pub use schedules::TickRecord;
 pub use sql::{Backend, Store};
+pub use tokens::TokenRecord;
 pub use url::redact_url;
 
 /// Errors from the store. Connection errors name the database without its password.

@@ -145,4 +145,8 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<RunStatus>,
     pub limit: Option<i64>,
+    /// Only runs created at or after this instant (ms since the epoch).
+    pub since: Option<i64>,
+    /// Only runs listed after this one: its `(created_at, id)`, from the previous page.
+    pub before: Option<(i64, String)>,
 }

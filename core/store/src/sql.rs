@@ -263,6 +263,12 @@ impl Store {
         &self.url
     }
 
+    /// One round trip to the database, not retried: for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -447,18 +453,63 @@ impl Store {
                     "SELECT ",
                     run_columns!(),
                     " FROM runs WHERE ($1 IS NULL OR workflow_name = $1) \
-             AND ($2 IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+             AND ($2 IS NULL OR status = $2) AND ($4 IS NULL OR created_at >= $4) \
+             AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
                 ))
                 .bind(filter.workflow.as_deref())
                 .bind(filter.status.map(|s| s.as_str()))
                 .bind(filter.limit.unwrap_or(50))
+                .bind(filter.since)
+                .bind(filter.before.as_ref().map(|b| b.0))
+                .bind(filter.before.as_ref().map(|b| b.1.as_str()).unwrap_or(""))
                 .fetch_all(&self.pool)
             })
             .await?;
         rows.iter().map(Self::run_from_row).collect()
     }
 
+    /// How many runs there are of each workflow in each status.
+    pub async fn run_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = self
+            .retry(|| {
+                sqlx::query(
+                    "SELECT workflow_name, status, COUNT(*) FROM runs \
+                     GROUP BY workflow_name, status ORDER BY workflow_name, status",
+                )
+                .fetch_all(&self.pool)
+            })
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
     // ---- steps -----------------------------------------------------------------------
+
+    /// Deletes the records of `steps` (and their items) in run `run_id`, so a re-run from
+    /// a step starts them afresh. Fenced: only while `owner` owns the run.
+    pub async fn forget_steps(&self, run_id: &str, owner: &str, steps: &[String]) -> Result<()> {
+        for step in steps {
+            self.retry(|| {
+                sqlx::query(
+                    "DELETE FROM step_runs WHERE run_id = $1 AND step_id = $2 \
+                     AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND owner = $3)",
+                )
+                .bind(run_id)
+                .bind(step)
+                .bind(owner)
+                .execute(&self.pool)
+            })
+            .await?;
+        }
+        let run = self.get_run(run_id).await?;
+        fenced(
+            run_id,
+            owner,
+            u64::from(run.owner.as_deref() == Some(owner)),
+        )
+    }
 
     /// Inserts or replaces the record of one step (or one item), keyed by run, step and
     /// item. Fenced: with a `worker`, only while that worker owns the run
@@ -663,6 +714,21 @@ impl Store {
             .await?;
         Ok(match row {
             Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// The artifact stored under `sha256`: its file and media type, if indexed.
+    pub async fn artifact_entry(&self, sha256: &str) -> Result<Option<(String, String)>> {
+        let row = self
+            .retry(|| {
+                sqlx::query("SELECT path, media_type FROM artifacts WHERE sha256 = $1")
+                    .bind(sha256)
+                    .fetch_optional(&self.pool)
+            })
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
             None => None,
         })
     }

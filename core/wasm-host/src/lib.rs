@@ -20,7 +20,7 @@ mod plugin;
 mod runtime;
 mod trap;
 
-pub use loader::{parse_reference, WasmLoader};
+pub use loader::{parse_reference, ConfinedWasmLoader, WasmLoader};
 pub use plugin::WasmPlugin;
 pub use runtime::{WasmConfig, WasmRuntime};
 

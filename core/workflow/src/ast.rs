@@ -126,4 +126,6 @@ pub struct WorkflowDoc {
     pub outputs: Vec<(Spanned<String>, Located)>,
     pub timeout: Option<Duration>,
     pub max_parallel: Option<usize>,
+    /// `schedule:` entries, each with the span of its mapping.
+    pub schedules: Vec<(SourceSpan, crate::schedule::Schedule)>,
 }

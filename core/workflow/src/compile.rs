@@ -68,6 +68,18 @@ pub(crate) fn compile(
     evaluator: Evaluator,
     file: &str,
 ) -> Option<Plan> {
+    let mut plan = compile_steps(&mut *c, doc, registry, evaluator, file)?;
+    check_schedule_inputs(c, &mut plan, &doc.schedules);
+    Some(plan)
+}
+
+fn compile_steps(
+    c: &mut Collector,
+    doc: &WorkflowDoc,
+    registry: &Registry,
+    evaluator: Evaluator,
+    file: &str,
+) -> Option<Plan> {
     let mut ids = HashMap::new();
     for (i, s) in doc.steps.iter().enumerate() {
         ids.insert(s.id.value.as_str(), i);
@@ -151,8 +163,33 @@ pub(crate) fn compile(
             .collect(),
         timeout: doc.timeout,
         max_parallel: doc.max_parallel,
+        schedules: Vec::new(),
         evaluator,
     })
+}
+
+/// Each schedule's `inputs:` must bind to the workflow's inputs, as a run's would.
+fn check_schedule_inputs(
+    c: &mut crate::diagnostic::Collector,
+    plan: &mut Plan,
+    schedules: &[(miette::SourceSpan, crate::schedule::Schedule)],
+) {
+    for (span, s) in schedules {
+        match plan.bind_inputs(&s.inputs) {
+            Ok(_) => plan.schedules.push(s.clone()),
+            Err(e) => c.push(
+                "mediaflow::schedule_inputs",
+                None,
+                Some(*span),
+                format!("this schedule's inputs do not fit the workflow: {e}"),
+                "in this schedule",
+                Some(
+                    "give every required input a value in the schedule's `inputs:`, or a default"
+                        .to_owned(),
+                ),
+            ),
+        }
+    }
 }
 
 impl<'a> Compiler<'a> {

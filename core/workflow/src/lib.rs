@@ -12,6 +12,7 @@ mod diagnostic;
 mod expr;
 mod parse;
 mod plan;
+pub mod schedule;
 pub mod schema;
 mod source;
 
@@ -24,6 +25,7 @@ pub use check::ConfigCheck;
 pub use diagnostic::{clean, suggest, Diagnostics, Problem};
 pub use expr::{EvalError, Evaluator};
 pub use plan::{InputError, InputSpec, Plan, PlanStep};
+pub use schedule::{CatchUp, Concurrency, Schedule};
 pub use source::Source;
 
 /// Why a workflow file could not be compiled.

@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "outputs",
     "timeout",
     "max_parallel",
+    "schedule",
 ];
 const STEP_KEYS: &[&str] = &[
     "uses",
@@ -120,6 +121,10 @@ pub(crate) fn parse(c: &mut Collector, default_name: &str) -> Option<WorkflowDoc
     let max_parallel = map
         .get_node("max_parallel")
         .and_then(|n| p.count(n, None, "max_parallel"));
+    let schedules = map
+        .get_node("schedule")
+        .map(|n| p.schedules(n))
+        .unwrap_or_default();
     Some(WorkflowDoc {
         name,
         description,
@@ -128,6 +133,7 @@ pub(crate) fn parse(c: &mut Collector, default_name: &str) -> Option<WorkflowDoc
         outputs,
         timeout,
         max_parallel,
+        schedules,
     })
 }
 
@@ -162,8 +168,8 @@ fn syntax_error(c: &mut Collector, e: LoadError) {
     c.push("mediaflow::yaml_syntax", None, span, message, "here", help);
 }
 
-struct P<'a> {
-    c: &'a mut Collector,
+pub(crate) struct P<'a> {
+    pub(crate) c: &'a mut Collector,
 }
 
 fn kind(n: &Node) -> &'static str {
@@ -198,7 +204,7 @@ fn scalar_value(s: &marked_yaml::types::MarkedScalarNode) -> Value {
 }
 
 impl P<'_> {
-    fn expect(&mut self, n: &Node, step: Option<&str>, key: &str, what: &str) {
+    pub(crate) fn expect(&mut self, n: &Node, step: Option<&str>, key: &str, what: &str) {
         let span = self.c.source.node_span(n);
         self.c.push(
             "mediaflow::wrong_type",
@@ -210,7 +216,7 @@ impl P<'_> {
         );
     }
 
-    fn unknown_keys(
+    pub(crate) fn unknown_keys(
         &mut self,
         map: &marked_yaml::types::MarkedMappingNode,
         allowed: &[&str],
@@ -237,7 +243,12 @@ impl P<'_> {
         }
     }
 
-    fn string(&mut self, n: &Node, step: Option<&str>, key: &str) -> Option<Spanned<String>> {
+    pub(crate) fn string(
+        &mut self,
+        n: &Node,
+        step: Option<&str>,
+        key: &str,
+    ) -> Option<Spanned<String>> {
         match n {
             Node::Scalar(s) => Some(Spanned {
                 value: s.as_str().to_owned(),
@@ -304,7 +315,7 @@ impl P<'_> {
         parsed
     }
 
-    fn located(&mut self, n: &Node) -> Located {
+    pub(crate) fn located(&mut self, n: &Node) -> Located {
         let mut loc = Located::default();
         loc.value = self.convert(n, String::new(), &mut loc.spans, &mut loc.key_spans);
         loc

@@ -90,6 +90,8 @@ pub struct Plan {
     pub outputs: Vec<(String, Value)>,
     pub timeout: Option<Duration>,
     pub max_parallel: Option<usize>,
+    /// When `mediaflow serve` starts this workflow by itself (`schedule:`).
+    pub schedules: Vec<crate::schedule::Schedule>,
     pub evaluator: Evaluator,
 }
 

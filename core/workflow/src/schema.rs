@@ -80,7 +80,11 @@ pub fn workflow_schema(registry: &Registry) -> Value {
         })
         .collect();
     let plugin_names: Vec<&str> = registry.names().collect();
-    json!({
+    let schedule_key = json!({
+        "description": "When `mediaflow serve` starts this workflow by itself",
+        "anyOf": [schedule(), {"type": "array", "items": schedule()}]
+    });
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mediaflow workflow",
         "type": "object",
@@ -152,6 +156,24 @@ pub fn workflow_schema(registry: &Registry) -> Value {
                 }
             },
             "outputs": {"type": "object"}
+        }
+    });
+    schema["properties"]["schedule"] = schedule_key;
+    schema
+}
+
+/// One `schedule:` entry.
+fn schedule() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["cron"],
+        "properties": {
+            "cron": {"type": "string", "description": "minute hour day-of-month month day-of-week, e.g. \"0 6 * * 1-5\""},
+            "timezone": {"type": "string", "description": "an IANA time zone, e.g. Europe/London (default UTC)"},
+            "inputs": {"type": "object"},
+            "catch_up": {"enum": ["latest", "all", "none"]},
+            "concurrency": {"enum": ["allow", "skip", "queue"]}
         }
     })
 }
