@@ -199,7 +199,7 @@ impl crate::parse::P<'_> {
                     Some(cron.span),
                     format!("`{}` is not a cron expression: {e}", cron.value),
                     "bad cron expression",
-                    Some("five fields: minute hour day-of-month month day-of-week, e.g. `0 6 * * 1-5`; `@daily`, `@hourly` and ranges, lists and steps work".to_owned()),
+                    Some("five fields, minute hour day-of-month month day-of-week (e.g. `0 6 * * 1-5`), or six with seconds first; ranges, lists, steps, `@daily` and `@hourly` work".to_owned()),
                 );
                 None
             }
