@@ -183,7 +183,7 @@ impl Job {
         }
         let cacheable = self.shared.use_cache && spec.cache && desc.cacheable;
         let key = cache_key(&desc.identity(), &desc.version, &config);
-        if cacheable {
+        if cacheable && self.shared.cache_reads {
             if let Ok(Some(outputs)) = self.shared.store.cache_get(&key).await {
                 return Outcome::succeeded(StepStatus::Cached, outputs, 0, key);
             }

@@ -32,6 +32,9 @@ pub(crate) struct RunShared {
     /// `host:pid` of this process, recorded with each step.
     pub worker: String,
     pub use_cache: bool,
+    /// Whether steps may take their results from the cache (not when re-run from a
+    /// step: they would replay their old results); what they produce is cached anyway.
+    pub cache_reads: bool,
     /// How long a cancelled or timed-out step may take to stop by itself.
     pub grace: Duration,
     pub events: Events,

@@ -162,7 +162,9 @@ pub async fn require_token(
         )));
     }
     // Best effort: a failed write of the last use does not refuse the request.
-    let _ = service.store().touch_token(&record.id).await;
+    if record.last_used_at.is_none_or(|t| t < now_ms() - 60_000) {
+        let _ = service.store().touch_token(&record.id).await;
+    }
     req.extensions_mut().insert(scope);
     Ok(next.run(req).await)
 }

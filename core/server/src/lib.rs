@@ -138,6 +138,7 @@ impl Service {
                 "run {run_id} is running here already"
             )));
         };
+        self.metrics().run_started(&run_id, plan.steps.len());
         let service = self.clone();
         let abandon = self.0.abandon.clone();
         self.0.tracker.spawn(async move {
@@ -171,7 +172,6 @@ impl Service {
             .iter()
             .map(|s| (s.id.clone(), s.plugin.descriptor().name.clone()))
             .collect();
-        self.metrics().run_started(run_id, plan.steps.len());
         let service = self.clone();
         let run_id = run_id.to_owned();
         let started: std::sync::Mutex<HashSet<(String, Option<usize>)>> = Default::default();
@@ -221,7 +221,9 @@ impl Service {
 
     /// Resumes the service runs no live process drives any more: left by a `serve` that
     /// stopped (or crashed) in the middle of them. Returns what it did, for the log.
-    pub async fn resume_abandoned(&self) -> Vec<String> {
+    /// At `startup`, runs still owned by this very worker id are taken too: a restarted
+    /// container's serve often gets the pid (and host name) its predecessor had.
+    pub async fn resume_abandoned(&self, startup: bool) -> Vec<String> {
         let mut log = Vec::new();
         let filter = mediaflow_store::RunFilter {
             status: Some(mediaflow_store::RunStatus::Running),
@@ -233,7 +235,8 @@ impl Service {
             Err(e) => return vec![format!("cannot look for runs to resume: {e}")],
         };
         for run in runs {
-            if !self.engine().is_abandoned(&run) || self.live().is_live(&run.id) {
+            let ours = startup && run.owner.as_deref() == Some(&self.engine().options().worker);
+            if !(ours || self.engine().is_abandoned(&run)) || self.live().is_live(&run.id) {
                 continue;
             }
             let id = run.id.clone();
@@ -364,16 +367,23 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: std::time::Duration,
 ) -> Result<(), ServeError> {
-    for line in service.resume_abandoned().await {
+    for line in service.resume_abandoned(true).await {
         eprintln!("mediaflow serve: {line}");
     }
     let app = router(service.clone());
     let ticker = service.config().run_schedules.then(|| {
         let service = service.clone();
         tokio::spawn(async move {
-            loop {
+            for pass in 0u64.. {
                 for line in service.schedule_pass(chrono::Utc::now()).await {
                     eprintln!("mediaflow serve: {line}");
+                }
+                // Every 30 s: runs whose process died meanwhile (another host's serve,
+                // say) are resumed here.
+                if pass % 30 == 29 {
+                    for line in service.resume_abandoned(false).await {
+                        eprintln!("mediaflow serve: {line}");
+                    }
                 }
                 tokio::select! {
                     _ = service.0.stop.cancelled() => break,
@@ -382,6 +392,13 @@ pub async fn serve_on(
             }
         })
     });
+    // When the shutdown signal comes, the scheduler stops and the event streams end (an
+    // open stream would otherwise hold the graceful shutdown for as long as its run).
+    let stop = service.0.stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -244,6 +244,7 @@ pub async fn run_events(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribe before the snapshot is read, so nothing falls between the two.
+    let stop = service.0.stop.clone();
     let rx = service.live().subscribe(&id);
     let snapshot = run_json(&service, &id).await?;
     let status = snapshot["status"].as_str().unwrap_or("").to_owned();
@@ -257,7 +258,10 @@ pub async fn run_events(
         None if status == RunStatus::Running.as_str() => Box::pin(follow_stored(service, id)),
         None => Box::pin(stream::iter([ApiEvent::finished(&id, &status)])),
     };
-    let events = head.chain(tail).map(|e| Ok(sse(&e)));
+    let events = head
+        .chain(tail)
+        .take_until(stop.cancelled_owned())
+        .map(|e| Ok(sse(&e)));
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -139,7 +139,14 @@ impl Service {
             return Ok(()); // another service has this tick
         }
         match status {
-            "started" => self.start_tick(name, plan, s, ms, log).await,
+            "started" => {
+                let started = self.start_tick(name, plan, s, ms, log).await;
+                if started.is_err() {
+                    // Give the tick back, so this or another service can fire it.
+                    let _ = self.store().unclaim_tick(name, index, ms).await;
+                }
+                started
+            }
             other => {
                 log.push(format!(
                     "`{name}` tick {tick} {other}: its previous run is still going"

@@ -99,6 +99,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Gives back a tick claimed as `started` whose run could not be created.
+    pub async fn unclaim_tick(&self, workflow: &str, schedule: i32, tick: i64) -> Result<()> {
+        self.retry(|| {
+            sqlx::query(
+                "DELETE FROM schedule_ticks WHERE workflow = $1 AND schedule = $2 AND tick = $3 \
+                 AND status = 'started' AND run_id IS NULL",
+            )
+            .bind(workflow)
+            .bind(schedule)
+            .bind(tick)
+            .execute(&self.pool)
+        })
+        .await?;
+        Ok(())
+    }
+
     /// The latest tick handled for this schedule (ms), if any.
     pub async fn last_tick(&self, workflow: &str, schedule: i32) -> Result<Option<i64>> {
         let row = self
