@@ -120,6 +120,11 @@ fn presented(req: &Request) -> Option<String> {
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim().to_owned());
     }
+    cookie_token(headers)
+}
+
+/// The token in the web view's sign-in cookie, if the request has one.
+pub fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     cookies.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;

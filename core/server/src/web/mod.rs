@@ -70,16 +70,7 @@ pub fn routes(service: Service) -> Router<Service> {
 
 /// Pages need a `read` token in the cookie; without one the browser goes to `/login`.
 async fn require_cookie(State(service): State<Service>, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| {
-            c.split(';').find_map(|kv| {
-                let (k, v) = kv.trim().split_once('=')?;
-                (k == COOKIE).then(|| v.to_owned())
-            })
-        });
+    let token = auth::cookie_token(req.headers());
     let ok = match token {
         Some(t) => matches!(
             auth::verify(service.store(), &t).await,
