@@ -475,3 +475,21 @@ pub async fn bench_context(dir: &std::path::Path) -> RunContext {
         artifacts,
     )
 }
+
+/// The python of the reference venv (`scripts/reference-venv.sh`: onnxruntime, VADER,
+/// implicit, the OpenAPI validator), made on first use: the side-by-side tests' and
+/// benchmarks' Python, never a runtime dependency.
+pub fn reference_python() -> std::path::PathBuf {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference-venv.sh");
+    let out = std::process::Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

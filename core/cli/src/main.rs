@@ -15,6 +15,7 @@ mod display;
 mod inputs;
 mod models;
 mod plugins;
+mod recommend;
 mod scaffold;
 mod serve;
 mod train;
@@ -135,6 +136,16 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: serve::TokenCommand,
+    },
+    /// Reading events for the recommender: import, generate an example, show recommendations
+    Events {
+        #[command(subcommand)]
+        command: recommend::EventsCommand,
+    },
+    /// Offline evaluation: `eval recommend` compares the recommender's models
+    Eval {
+        #[command(subcommand)]
+        command: recommend::EvalCommand,
     },
 }
 
@@ -355,6 +366,28 @@ async fn without_plugins(cli: &Cli) -> Option<Result<(), Failure>> {
             };
             done.await
         }
+        Command::Events { command } => {
+            let done = async {
+                let store = match command {
+                    recommend::EventsCommand::Generate { .. } => None,
+                    _ => Some(open_store(cli).await?.0),
+                };
+                recommend::events(store.as_ref(), command).await?;
+                Ok(())
+            };
+            done.await
+        }
+        Command::Eval { command } => {
+            let done = async {
+                let store = match recommend::eval_needs_store(command) {
+                    true => Some(open_store(cli).await?.0),
+                    false => None,
+                };
+                recommend::eval(store.as_ref(), command).await?;
+                Ok(())
+            };
+            done.await
+        }
         _ => return None,
     })
 }
@@ -463,7 +496,11 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
             serve::serve(args, store, artifacts, plugins).await?;
             Ok(())
         }
-        Command::Runs { .. } | Command::Show { .. } | Command::Token { .. } => Ok(()),
+        Command::Runs { .. }
+        | Command::Show { .. }
+        | Command::Token { .. }
+        | Command::Events { .. }
+        | Command::Eval { .. } => Ok(()),
         Command::Plugins { name, json } => {
             display::print_plugins(plugins, name.as_deref(), *json).map_err(usage)
         }
@@ -515,6 +552,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", f.report);
+            if let Some(help) = f.report.help() {
+                eprintln!("help: {help}");
+            }
             ExitCode::from(f.code)
         }
     }

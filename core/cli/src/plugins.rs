@@ -33,6 +33,9 @@ pub fn wasm_dirs(data_dir: &Path) -> Vec<PathBuf> {
 impl Plugins {
     pub async fn load(models_dir: &Path, data_dir: &Path) -> Plugins {
         let mut registry = mediaflow_builtin::registry();
+        // The recommender's steps run in this process, on the run database; their names
+        // are distinct from the built-ins'.
+        let _ = registry.add(mediaflow_recommend::plugins(), "built-in");
         let env = vec![
             (
                 "MEDIAFLOW_MODELS".to_owned(),

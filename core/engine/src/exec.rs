@@ -337,7 +337,8 @@ impl Job {
             collections: shared.collections.clone(),
             run_id: shared.run_id.clone(),
             step_id: spec.id.clone(),
-        })));
+        })))
+        .with_extension(Arc::new(shared.store.clone()));
         let plugin = spec.plugin.clone();
         // The plugin runs on its own task, so a panic inside it is caught and becomes a
         // step error instead of taking the engine down.

@@ -69,6 +69,7 @@ pub struct RunContext {
     kv: Option<Arc<dyn KeyValue>>,
     llm: Option<Arc<dyn LlmProvider>>,
     vectors: Option<Arc<dyn Vectors>>,
+    extensions: Vec<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl RunContext {
@@ -93,6 +94,7 @@ impl RunContext {
             kv: None,
             llm: None,
             vectors: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -119,6 +121,20 @@ impl RunContext {
     pub fn with_vectors(mut self, vectors: Option<Arc<dyn Vectors>>) -> Self {
         self.vectors = vectors;
         self
+    }
+
+    /// A service of the host process, found by its type: how plugins compiled into the
+    /// host reach what only the host has (the engine adds its run database, which
+    /// `recommend.*` and `events.*` read and write). It never crosses a process or sandbox
+    /// boundary: plugin processes and WebAssembly components have none.
+    pub fn with_extension<T: std::any::Any + Send + Sync>(mut self, value: Arc<T>) -> Self {
+        self.extensions.push(value);
+        self
+    }
+
+    /// The host service of type `T`, if the host added one.
+    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.extensions.iter().find_map(|e| e.downcast_ref::<T>())
     }
 
     /// The same step seen with another cancellation token (a child of this one, say).

@@ -1,11 +1,13 @@
 //! Persistence for mediaflow: workflow definitions, runs, step results, step logs, the step
-//! cache and the artifact index, on SQLite (embedded, the default) or PostgreSQL.
+//! cache, the artifact index, and the reading events and recommendations of
+//! `mediaflow-recommend`, on SQLite (embedded, the default) or PostgreSQL.
 //!
 //! Both backends share one implementation through sqlx's `Any` driver; only the migrations
 //! differ. Every write is committed before it returns, which is what makes crash resume work.
 
 mod artifacts;
 mod embeddings;
+mod events;
 mod kv;
 mod records;
 mod retry;
@@ -16,6 +18,7 @@ mod url;
 
 pub use artifacts::{guess_media_type, ArtifactStore};
 pub use embeddings::{CollectionInfo, EmbeddingDetails, EmbeddingRow};
+pub use events::{Interaction, ItemRecord, RecommendationRow, StoredRecommendation};
 pub use kv::{KV_MAX_KEY, KV_MAX_VALUE};
 pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};
 pub use retry::{is_transient, DEFAULT_RETRY_WINDOW};

@@ -16,7 +16,7 @@ mod file;
 mod json;
 mod text;
 
-pub use confine::FILES_ROOT_ENV;
+pub use confine::{confine, FILES_ROOT_ENV};
 pub use delay::Delay;
 pub use file::{FileRead, FileWrite};
 pub use json::{JsonMerge, JsonPick};

@@ -271,11 +271,7 @@ on_both_backends! {
         // A real validator accepts it (openapi-spec-validator, in the tests' reference venv).
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), serde_json::to_vec(&doc).unwrap()).unwrap();
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference-venv.sh");
-        let python = std::process::Command::new(&script).output().expect("reference venv");
-        assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
-        let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
-        let checked = std::process::Command::new(python)
+        let checked = std::process::Command::new(mediaflow_tests::reference_python())
             .args(["-c", "import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')"])
             .arg(file.path())
             .output()

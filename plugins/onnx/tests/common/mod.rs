@@ -26,24 +26,10 @@ pub fn model(name: &str) -> PathBuf {
     })
 }
 
-fn reference_python() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/reference-venv.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 /// Runs one job of `tests/reference.py` and returns its JSON answer.
 pub fn reference(job: Value) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference.py");
-    let mut child = Command::new(reference_python())
+    let mut child = Command::new(mediaflow_tests::reference_python())
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,0 +1,320 @@
+//! Reading events, the item catalogue and stored recommendations: what the recommender
+//! (`mediaflow-recommend`) learns from and writes back.
+//!
+//! Events are keyed by (user, item, kind, time), so importing a file twice, or recording an
+//! event twice, stores it once. Writes go in multi-row statements inside one transaction
+//! per chunk, each chunk retried as a whole (safe: every statement is an upsert).
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::sql::Store;
+use crate::{now_ms, Result, StoreError};
+
+/// One event: `user` did `kind` to `item` at `ts` (Unix ms), with a weight (a rating, a
+/// dwell time in seconds, or 1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub user: String,
+    pub item: String,
+    pub kind: String,
+    pub ts: i64,
+    pub weight: f64,
+    /// Where it came from (a file name, a run id), for audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// One item of the catalogue: an article, an episode, a film.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Unix ms.
+    #[serde(default)]
+    pub published_at: Option<i64>,
+    #[serde(default)]
+    pub section: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// One stored recommendation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecommendationRow {
+    pub user: String,
+    /// 1 for the best.
+    pub position: i64,
+    pub item: String,
+    pub score: f64,
+    pub reason: String,
+}
+
+/// A stored recommendation with where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredRecommendation {
+    pub run_id: String,
+    pub step_id: String,
+    pub model_version: String,
+    #[serde(flatten)]
+    pub row: RecommendationRow,
+    pub created_at: i64,
+}
+
+/// Rows per multi-row statement: 6 columns × 150 stays far below SQLite's and PostgreSQL's
+/// bind limits.
+const ROWS_PER_STATEMENT: usize = 150;
+/// Rows per transaction.
+const ROWS_PER_TRANSACTION: usize = 6000;
+
+/// `($1, $2, …), (…)` for `rows` rows of `cols` columns.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn item_from_row(row: &AnyRow) -> Result<ItemRecord> {
+    let tags: String = row.try_get(5)?;
+    Ok(ItemRecord {
+        id: row.try_get(0)?,
+        title: row.try_get(1)?,
+        body: row.try_get(2)?,
+        published_at: row.try_get(3)?,
+        section: row.try_get(4)?,
+        tags: serde_json::from_str(&tags).map_err(|source| StoreError::Corrupt {
+            what: "items.tags".into(),
+            source,
+        })?,
+    })
+}
+
+impl Store {
+    /// Stores `events`; an event already stored (same user, item, kind and time) is left as
+    /// it was. Returns how many were new.
+    pub async fn insert_interactions(&self, events: &[Interaction]) -> Result<u64> {
+        let mut added = 0;
+        for chunk in events.chunks(ROWS_PER_TRANSACTION) {
+            added += self
+                .retry(|| async move {
+                    let mut tx = self.pool.begin().await?;
+                    let mut n = 0;
+                    for part in chunk.chunks(ROWS_PER_STATEMENT) {
+                        let sql = format!(
+                            "INSERT INTO interactions (user_id, item_id, kind, ts, weight, source) \
+                             VALUES {} ON CONFLICT (user_id, item_id, kind, ts) DO NOTHING",
+                            placeholders(part.len(), 6)
+                        );
+                        // Built from constants and placeholder numbers only: nothing of the data.
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for e in part {
+                            q = q
+                                .bind(&e.user)
+                                .bind(&e.item)
+                                .bind(&e.kind)
+                                .bind(e.ts)
+                                .bind(e.weight)
+                                .bind(&e.source);
+                        }
+                        n += q.execute(&mut *tx).await?.rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(n)
+                })
+                .await?;
+        }
+        Ok(added)
+    }
+
+    /// Stores `items`, replacing what is stored under their ids. Returns how many were new
+    /// or changed.
+    pub async fn upsert_items(&self, items: &[ItemRecord]) -> Result<u64> {
+        let mut changed = 0;
+        for chunk in items.chunks(ROWS_PER_TRANSACTION) {
+            changed += self
+                .retry(|| async move {
+                    let now = now_ms();
+                    let mut tx = self.pool.begin().await?;
+                    let mut n = 0;
+                    for part in chunk.chunks(ROWS_PER_STATEMENT) {
+                        // An unchanged row is not rewritten, so the count is what changed.
+                        let sql = format!(
+                            "INSERT INTO items (id, title, body, published_at, section, tags, \
+                             updated_at) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                             title = excluded.title, body = excluded.body, \
+                             published_at = excluded.published_at, section = excluded.section, \
+                             tags = excluded.tags, updated_at = excluded.updated_at \
+                             WHERE items.title IS DISTINCT FROM excluded.title \
+                             OR items.body IS DISTINCT FROM excluded.body \
+                             OR items.published_at IS DISTINCT FROM excluded.published_at \
+                             OR items.section IS DISTINCT FROM excluded.section \
+                             OR items.tags <> excluded.tags",
+                            placeholders(part.len(), 7)
+                        );
+                        // Built from constants and placeholder numbers only: nothing of the data.
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for it in part {
+                            let tags = serde_json::to_string(&it.tags).unwrap_or_default();
+                            q = q
+                                .bind(&it.id)
+                                .bind(&it.title)
+                                .bind(&it.body)
+                                .bind(it.published_at)
+                                .bind(&it.section)
+                                .bind(tags)
+                                .bind(now);
+                        }
+                        n += q.execute(&mut *tx).await?.rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(n)
+                })
+                .await?;
+        }
+        Ok(changed)
+    }
+
+    /// Every event at or after `since` (Unix ms), oldest first.
+    pub async fn interactions(&self, since: Option<i64>) -> Result<Vec<Interaction>> {
+        let since = since.unwrap_or(i64::MIN);
+        let rows = self
+            .retry(|| {
+                sqlx::query(
+                    "SELECT user_id, item_id, kind, ts, weight, source FROM interactions \
+                     WHERE ts >= $1 ORDER BY ts, user_id, item_id, kind",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+            })
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Interaction {
+                    user: r.try_get(0)?,
+                    item: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    ts: r.try_get(3)?,
+                    weight: r.try_get(4)?,
+                    source: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many events are stored.
+    pub async fn interaction_count(&self) -> Result<i64> {
+        let row = self
+            .retry(|| sqlx::query("SELECT COUNT(*) FROM interactions").fetch_one(&self.pool))
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// The whole catalogue, by id.
+    pub async fn items(&self) -> Result<Vec<ItemRecord>> {
+        let rows = self
+            .retry(|| {
+                sqlx::query(
+                    "SELECT id, title, body, published_at, section, tags FROM items ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+            })
+            .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// Replaces what step `step_id` of `run_id` stored before (a retried attempt) with `rows`.
+    pub async fn save_recommendations(
+        &self,
+        run: (&str, &str),
+        model_version: &str,
+        rows: &[RecommendationRow],
+    ) -> Result<()> {
+        let (run_id, step_id) = run;
+        let now = now_ms();
+        self.retry(|| async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM recommendations WHERE run_id = $1 AND step_id = $2")
+                .bind(run_id)
+                .bind(step_id)
+                .execute(&mut *tx)
+                .await?;
+            for part in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO recommendations (run_id, step_id, model_version, user_id, \
+                     position, item_id, score, reason, created_at) VALUES {}",
+                    placeholders(part.len(), 9)
+                );
+                // Built from constants and placeholder numbers only: nothing of the data.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for r in part {
+                    q = q
+                        .bind(run_id)
+                        .bind(step_id)
+                        .bind(model_version)
+                        .bind(&r.user)
+                        .bind(r.position)
+                        .bind(&r.item)
+                        .bind(r.score)
+                        .bind(&r.reason)
+                        .bind(now);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The latest stored recommendations for `user` (those of the newest step that ranked
+    /// them), best first.
+    pub async fn recommendations_for(&self, user: &str) -> Result<Vec<StoredRecommendation>> {
+        let rows = self
+            .retry(|| {
+                sqlx::query(
+                    "SELECT run_id, step_id, model_version, user_id, position, item_id, score, \
+                     reason, created_at FROM recommendations WHERE user_id = $1 \
+                     AND created_at = (SELECT MAX(created_at) FROM recommendations \
+                     WHERE user_id = $1) ORDER BY position",
+                )
+                .bind(user)
+                .fetch_all(&self.pool)
+            })
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredRecommendation {
+                    run_id: r.try_get(0)?,
+                    step_id: r.try_get(1)?,
+                    model_version: r.try_get(2)?,
+                    row: RecommendationRow {
+                        user: r.try_get(3)?,
+                        position: r.try_get(4)?,
+                        item: r.try_get(5)?,
+                        score: r.try_get(6)?,
+                        reason: r.try_get(7)?,
+                    },
+                    created_at: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+}
