@@ -415,6 +415,26 @@ impl Plugin for NoopPlugin {
     }
 }
 
+/// The outputs of step `step` of `report` (panics, showing the report, if it has none).
+pub fn step_outputs(report: &RunReport, step: &str) -> Value {
+    report
+        .steps
+        .get(step)
+        .map(|s| s.outputs.clone())
+        .unwrap_or_else(|| panic!("no step {step}: {report:#?}"))
+}
+
+/// The error of step `step` of `report`, as text (panics, showing the report, if it has
+/// none).
+pub fn step_error(report: &RunReport, step: &str) -> String {
+    report
+        .steps
+        .get(step)
+        .and_then(|s| s.error.as_ref())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| panic!("no error for {step}: {report:#?}"))
+}
+
 /// A workflow of `n` no-op steps: all independent (`wide`) or each needing the previous.
 pub fn noop_dag(n: usize, wide: bool) -> String {
     let mut y = String::from("name: bench\nsteps:\n");

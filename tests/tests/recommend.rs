@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use mediaflow_recommend::synth::{generate, write, SynthOptions};
 use mediaflow_store::RunStatus;
-use mediaflow_tests::{Db, Harness};
-use serde_json::{json, Value};
+use mediaflow_tests::{step_error as error, step_outputs as outputs, Db, Harness};
+use serde_json::json;
 
 const WORKFLOW: &str = r#"
 name: reco
@@ -40,23 +40,6 @@ async fn harness(db: Db) -> Harness {
     let mut h = Harness::new(db).await;
     h.register(mediaflow_recommend::plugins());
     h
-}
-
-fn outputs(report: &mediaflow_engine::RunReport, step: &str) -> Value {
-    report
-        .steps
-        .get(step)
-        .map(|s| s.outputs.clone())
-        .unwrap_or_else(|| panic!("no step {step}: {report:#?}"))
-}
-
-fn error(report: &mediaflow_engine::RunReport, step: &str) -> String {
-    report
-        .steps
-        .get(step)
-        .and_then(|s| s.error.as_ref())
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| panic!("no error for {step}: {report:#?}"))
 }
 
 async fn import_train_rank(db: Db) {
@@ -172,7 +155,7 @@ steps:
   train:
     uses: recommend.train
     needs: [record]
-    with: { model: itemknn }
+    with: { model: itemknn, kind_weights: { like: 0 } }
   more:
     uses: recommend.rank
     with:
@@ -185,6 +168,12 @@ steps:
       model: ${{ steps.train.outputs.model }}
       users: [nobody-knows-me]
       k: 2
+  readers:
+    uses: recommend.rank
+    with:
+      model: ${{ steps.train.outputs.model }}
+      users: [ann, ann]
+      k: 5
 "#;
 
 async fn record_and_rank(db: Db) {
@@ -216,6 +205,21 @@ async fn record_and_rank(db: Db) {
     let list = &strangers["recommendations"][0]["items"];
     assert_eq!(list.as_array().unwrap().len(), 2, "{strangers}");
     assert!(list[0]["reason"].as_str().unwrap().starts_with("popular"));
+    // Ann liked "tax", a kind this model gives no weight, so the model never saw it; she
+    // has still read it, and a user named twice gets one list.
+    let readers = outputs(&report, "readers");
+    let lists = readers["recommendations"].as_array().unwrap();
+    assert_eq!(lists.len(), 1, "{readers}");
+    let items: Vec<&str> = lists[0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap())
+        .collect();
+    assert!(
+        !items.contains(&"tax") && !items.contains(&"budget"),
+        "{readers}"
+    );
 
     // A bad event fails the step with its index, and stores nothing.
     let bad = json!([{ "user": "dan", "item": "x", "time": "soon" }]);

@@ -36,6 +36,8 @@ impl Plugins {
         // The recommender's steps run in this process, on the run database; their names
         // are distinct from the built-ins'.
         let _ = registry.add(mediaflow_recommend::plugins(), "built-in");
+        // So do the web inputs (http.request, feed.read).
+        let _ = registry.add(mediaflow_http::plugins(), "built-in");
         let env = vec![
             (
                 "MEDIAFLOW_MODELS".to_owned(),

@@ -3,52 +3,22 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use mediaflow_recommend::import::{
-    parse_map, read_events, read_items, EventOptions, Imported, Layout, Skipped,
+    parse_map, read_events, read_items, EventOptions, ImportError, Imported, Layout, Skipped,
 };
 use mediaflow_recommend::synth::{generate, write, SynthOptions};
-use mediaflow_recommend::{Dataset, KindWeights, ModelKind, Split, TrainConfig};
+use mediaflow_recommend::{Dataset, ModelKind, Split, TrainConfig};
 use mediaflow_store::Store;
 use miette::{miette, IntoDiagnostic, Result};
-
-/// A file layout, as the command line takes it.
-#[derive(Clone, Copy, Default, ValueEnum)]
-pub enum LayoutArg {
-    #[default]
-    Auto,
-    Csv,
-    Tsv,
-    Jsonl,
-    /// MovieLens 100K `u.data` (tab-separated, no header)
-    MovielensData,
-    /// MovieLens `ratings.csv` (with a header)
-    MovielensRatings,
-    /// MovieLens 100K `u.item`
-    MovielensItems,
-}
-
-impl From<LayoutArg> for Layout {
-    fn from(l: LayoutArg) -> Layout {
-        match l {
-            LayoutArg::Auto => Layout::Auto,
-            LayoutArg::Csv => Layout::Csv,
-            LayoutArg::Tsv => Layout::Tsv,
-            LayoutArg::Jsonl => Layout::Jsonl,
-            LayoutArg::MovielensData => Layout::MovielensData,
-            LayoutArg::MovielensRatings => Layout::MovielensRatings,
-            LayoutArg::MovielensItems => Layout::MovielensItems,
-        }
-    }
-}
 
 /// Where the events are and how to read them (shared by `events import` and `eval`).
 #[derive(clap::Args)]
 pub struct EventFiles {
     /// The layout of the events file (default: from its name)
     #[arg(long, value_enum, default_value_t)]
-    layout: LayoutArg,
+    layout: Layout,
     /// Which column holds each field: `user=userId,item=movieId,time=timestamp,weight=rating`
     /// (column names, or 1-based numbers for files without a header)
     #[arg(long, value_name = "SPEC")]
@@ -61,7 +31,7 @@ pub struct EventFiles {
     items: Option<PathBuf>,
     /// The layout of the items file (default: from its name)
     #[arg(long, value_enum, default_value_t)]
-    items_layout: LayoutArg,
+    items_layout: Layout,
 }
 
 #[derive(Subcommand)]
@@ -111,7 +81,7 @@ pub enum EvalCommand {
         files: EventFiles,
         /// The models to evaluate [default: all]
         #[arg(long, value_delimiter = ',', value_enum)]
-        models: Vec<ModelArg>,
+        models: Vec<ModelKind>,
         /// Hyper-parameters as a YAML map, the way `recommend.train`'s `with:` takes them
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -126,27 +96,6 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ModelArg {
-    Popularity,
-    Itemknn,
-    Als,
-    Content,
-    Hybrid,
-}
-
-impl From<ModelArg> for ModelKind {
-    fn from(m: ModelArg) -> ModelKind {
-        match m {
-            ModelArg::Popularity => ModelKind::Popularity,
-            ModelArg::Itemknn => ModelKind::Itemknn,
-            ModelArg::Als => ModelKind::Als,
-            ModelArg::Content => ModelKind::Content,
-            ModelArg::Hybrid => ModelKind::Hybrid,
-        }
-    }
 }
 
 fn bar(path: &Path) -> ProgressBar {
@@ -187,7 +136,7 @@ fn read(
         None => HashMap::new(),
     };
     let options = EventOptions {
-        layout: files.layout.into(),
+        layout: files.layout,
         map,
         kind: files.kind.clone(),
         source: None,
@@ -199,16 +148,18 @@ fn read(
     };
     let events = read_events(file, &options, &mut |b| pb.set_position(b));
     pb.finish_and_clear();
-    let events = events.map_err(|e| {
-        miette!(
+    let events = events.map_err(|e| match e {
+        // A file that cannot be read needs no column mapping.
+        ImportError::Io { .. } => miette!("{e}"),
+        _ => miette!(
             help = "map the columns with --map user=COL,item=COL,time=COL",
             "{e}"
-        )
+        ),
     })?;
     let items = files
         .items
         .as_deref()
-        .map(|p| read_items(p, files.items_layout.into(), &HashMap::new()))
+        .map(|p| read_items(p, files.items_layout, &HashMap::new()))
         .transpose()
         .map_err(|e| miette!("{e}"))?;
     Ok((events, items))
@@ -358,7 +309,14 @@ pub async fn eval(store: Option<&Store>, command: &EvalCommand) -> Result<()> {
             .collect(),
         _ => HashMap::new(),
     };
-    let data = Dataset::new(&events.rows, &items, &KindWeights::new());
+    if events.rows.is_empty() {
+        return Err(miette!(
+            "{} holds no events to evaluate on ({} rows skipped)",
+            ratings.display(),
+            events.skipped.len()
+        ));
+    }
+    let data = Dataset::new(&events.rows, &items, &base.kind_weights);
     let split = Split::new(&data);
     if let Some(dir) = export_split {
         split
@@ -368,7 +326,7 @@ pub async fn eval(store: Option<&Store>, command: &EvalCommand) -> Result<()> {
     let kinds: Vec<ModelKind> = if models.is_empty() {
         ModelKind::ALL.to_vec()
     } else {
-        models.iter().map(|&m| m.into()).collect()
+        models.clone()
     };
     let configs: Vec<(String, TrainConfig)> = kinds
         .into_iter()
@@ -378,7 +336,9 @@ pub async fn eval(store: Option<&Store>, command: &EvalCommand) -> Result<()> {
             (kind.name().to_owned(), c)
         })
         .collect();
-    let report = split.report(&configs, &text, (*k).max(1));
+    let report = split
+        .report(&configs, &text, (*k).max(1))
+        .map_err(|e| miette!("{e}"))?;
     if *json {
         println!(
             "{}",

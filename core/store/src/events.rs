@@ -91,6 +91,23 @@ fn placeholders(rows: usize, cols: usize) -> String {
     s
 }
 
+/// `rows` cut into runs of about `target` rows, each ending where the user changes (a
+/// user's rows never straddle two chunks; one user with more than `target` rows is one
+/// chunk).
+fn user_chunks(rows: &[RecommendationRow], target: usize) -> Vec<&[RecommendationRow]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = (start + target.max(1)).min(rows.len());
+        while end < rows.len() && rows[end].user == rows[end - 1].user {
+            end += 1;
+        }
+        out.push(&rows[start..end]);
+        start = end;
+    }
+    out
+}
+
 fn item_from_row(row: &AnyRow) -> Result<ItemRecord> {
     let tags: String = row.try_get(5)?;
     Ok(ItemRecord {
@@ -240,6 +257,12 @@ impl Store {
     }
 
     /// Replaces what step `step_id` of `run_id` stored before (a retried attempt) with `rows`.
+    ///
+    /// `rows` are grouped by user (as `recommend.rank` writes them). They are committed in
+    /// transactions of about [`ROWS_PER_TRANSACTION`] rows that end at a user boundary, so a
+    /// reader sees each user's whole old list or whole new list, and a large ranking never
+    /// holds one long transaction. Each transaction is retried as a whole; a conflict on a
+    /// row an interrupted attempt already wrote is ignored.
     pub async fn save_recommendations(
         &self,
         run: (&str, &str),
@@ -248,54 +271,115 @@ impl Store {
     ) -> Result<()> {
         let (run_id, step_id) = run;
         let now = now_ms();
-        self.retry(|| async move {
-            let mut tx = self.pool.begin().await?;
+        self.retry(|| {
             sqlx::query("DELETE FROM recommendations WHERE run_id = $1 AND step_id = $2")
                 .bind(run_id)
                 .bind(step_id)
-                .execute(&mut *tx)
-                .await?;
-            for part in rows.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO recommendations (run_id, step_id, model_version, user_id, \
-                     position, item_id, score, reason, created_at) VALUES {}",
-                    placeholders(part.len(), 9)
-                );
-                // Built from constants and placeholder numbers only: nothing of the data.
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for r in part {
-                    q = q
-                        .bind(run_id)
-                        .bind(step_id)
-                        .bind(model_version)
-                        .bind(&r.user)
-                        .bind(r.position)
-                        .bind(&r.item)
-                        .bind(r.score)
-                        .bind(&r.reason)
-                        .bind(now);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+                .execute(&self.pool)
         })
         .await?;
+        for chunk in user_chunks(rows, ROWS_PER_TRANSACTION) {
+            self.retry(|| async move {
+                let mut tx = self.pool.begin().await?;
+                for part in chunk.chunks(ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "INSERT INTO recommendations (run_id, step_id, model_version, user_id, \
+                         position, item_id, score, reason, created_at) VALUES {} \
+                         ON CONFLICT DO NOTHING",
+                        placeholders(part.len(), 9)
+                    );
+                    // Built from constants and placeholder numbers only: nothing of the data.
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for r in part {
+                        q = q
+                            .bind(run_id)
+                            .bind(step_id)
+                            .bind(model_version)
+                            .bind(&r.user)
+                            .bind(r.position)
+                            .bind(&r.item)
+                            .bind(r.score)
+                            .bind(&r.reason)
+                            .bind(now);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+        }
         Ok(())
+    }
+
+    /// The distinct (user, item) pairs the store holds events for, of any kind and weight
+    /// and at any time: what a user has already seen. `users` limits it to those users.
+    pub async fn items_read(&self, users: Option<&[String]>) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let Some(users) = users else {
+            let rows = self
+                .retry(|| {
+                    sqlx::query("SELECT DISTINCT user_id, item_id FROM interactions")
+                        .fetch_all(&self.pool)
+                })
+                .await?;
+            for r in &rows {
+                out.push((r.try_get(0)?, r.try_get(1)?));
+            }
+            return Ok(out);
+        };
+        for part in users.chunks(500) {
+            let list = (1..=part.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT DISTINCT user_id, item_id FROM interactions WHERE user_id IN ({list})"
+            );
+            let rows = self
+                .retry(|| {
+                    // Built from placeholder numbers only: nothing of the data.
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                    for u in part {
+                        q = q.bind(u);
+                    }
+                    q.fetch_all(&self.pool)
+                })
+                .await?;
+            for r in &rows {
+                out.push((r.try_get(0)?, r.try_get(1)?));
+            }
+        }
+        Ok(out)
     }
 
     /// The latest stored recommendations for `user` (those of the newest step that ranked
     /// them), best first.
     pub async fn recommendations_for(&self, user: &str) -> Result<Vec<StoredRecommendation>> {
+        let newest = self
+            .retry(|| {
+                sqlx::query(
+                    "SELECT run_id, step_id FROM recommendations WHERE user_id = $1 \
+                     ORDER BY created_at DESC, run_id DESC, step_id DESC LIMIT 1",
+                )
+                .bind(user)
+                .fetch_optional(&self.pool)
+            })
+            .await?;
+        let Some(newest) = newest else {
+            return Ok(Vec::new());
+        };
+        let (run_id, step_id): (String, String) = (newest.try_get(0)?, newest.try_get(1)?);
         let rows = self
             .retry(|| {
                 sqlx::query(
                     "SELECT run_id, step_id, model_version, user_id, position, item_id, score, \
-                     reason, created_at FROM recommendations WHERE user_id = $1 \
-                     AND created_at = (SELECT MAX(created_at) FROM recommendations \
-                     WHERE user_id = $1) ORDER BY position",
+                     reason, created_at FROM recommendations \
+                     WHERE user_id = $1 AND run_id = $2 AND step_id = $3 ORDER BY position",
                 )
                 .bind(user)
+                .bind(&run_id)
+                .bind(&step_id)
                 .fetch_all(&self.pool)
             })
             .await?;
@@ -316,5 +400,36 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(user: &str, position: i64) -> RecommendationRow {
+        RecommendationRow {
+            user: user.into(),
+            position,
+            item: format!("i{position}"),
+            score: 1.0,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn chunks_end_at_a_user_boundary() {
+        let rows: Vec<_> = ["a", "a", "a", "b", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, u)| row(u, i as i64))
+            .collect();
+        let sizes: Vec<_> = user_chunks(&rows, 2).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [3, 2, 1]);
+        let sizes: Vec<_> = user_chunks(&rows, 4).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [5, 1]);
+        assert!(user_chunks(&[], 4).is_empty());
+        let total: usize = user_chunks(&rows, 1).iter().map(|c| c.len()).sum();
+        assert_eq!(total, rows.len());
     }
 }

@@ -8,6 +8,7 @@
 mod artifacts;
 mod embeddings;
 mod events;
+mod feeds;
 mod kv;
 mod records;
 mod retry;
@@ -75,6 +76,31 @@ pub enum StoreError {
     RunNotFound(String),
     #[error("no artifact with sha256 {0}")]
     ArtifactNotFound(String),
+}
+
+impl StoreError {
+    /// Whether the error may go away by itself (the database restarting, a lock held for a
+    /// moment), so the operation that met it is worth retrying later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Query(e) | StoreError::Connect { source: e, .. } => is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+/// A store error as a step's error (code `database`): retryable when it may go away by
+/// itself (the database restarting), not when retrying would meet it again.
+impl From<StoreError> for mediaflow_plugin_api::PluginError {
+    fn from(e: StoreError) -> Self {
+        let transient = e.is_transient();
+        let err = mediaflow_plugin_api::PluginError::new("database", e.to_string());
+        if transient {
+            err.retryable()
+        } else {
+            err
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -254,20 +254,14 @@ pub fn combine(lengths: &[usize], pooled: &[Vec<f32>]) -> Vec<f32> {
     v
 }
 
-pub fn normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-}
+pub use mediaflow_vecmath::normalise;
 
+/// The cosine of the angle between `a` and `b` (0 when either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let (na, nb) = (mediaflow_vecmath::norm(a), mediaflow_vecmath::norm(b));
     if na == 0.0 || nb == 0.0 {
         0.0
     } else {
-        dot / (na * nb)
+        mediaflow_vecmath::dot(a, b) / (na * nb)
     }
 }

@@ -53,7 +53,8 @@ fn bench(name: &str, data: &Dataset) {
             ..config.clone()
         };
         let started = Instant::now();
-        let model = Recommender::train(data, &c, &Default::default(), data.latest());
+        let model = Recommender::train(data, &c, &Default::default(), data.latest())
+            .expect("training diverged");
         let train = started.elapsed().as_secs_f64();
         println!(
             "{:<34} {:>12.2} {:>16.0}",

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::model::{Reader, Recommender, TrainConfig};
+use crate::model::{Reader, RecommendError, Recommender, TrainConfig};
 
 /// One model's figures.
 #[derive(Clone, Debug, Serialize)]
@@ -84,9 +84,9 @@ impl Split {
         config: &TrainConfig,
         text: &HashMap<String, Vec<f32>>,
         k: usize,
-    ) -> EvalRow {
+    ) -> Result<EvalRow, RecommendError> {
         let started = Instant::now();
-        let model = Recommender::train(&self.train, config, text, self.train.latest());
+        let model = Recommender::train(&self.train, config, text, self.train.latest())?;
         let train_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let results: Vec<(Option<usize>, Vec<u32>)> = self
@@ -113,14 +113,14 @@ impl Split {
             .map(|p| 1.0 / ((p as f64) + 2.0).log2())
             .sum();
         let shown: HashSet<u32> = results.iter().flat_map(|r| r.1.iter().copied()).collect();
-        EvalRow {
+        Ok(EvalRow {
             model: name.to_owned(),
             hr: hits / n,
             ndcg: ndcg / n,
             coverage: shown.len() as f64 / self.train.n_items().max(1) as f64,
             train_seconds,
             users_per_second: self.test.len() as f64 / rank_seconds.max(1e-9),
-        }
+        })
     }
 
     /// Every model of `models` on this split.
@@ -129,8 +129,8 @@ impl Split {
         models: &[(String, TrainConfig)],
         text: &HashMap<String, Vec<f32>>,
         k: usize,
-    ) -> EvalReport {
-        EvalReport {
+    ) -> Result<EvalReport, RecommendError> {
+        Ok(EvalReport {
             k,
             users: self.train.n_users(),
             items: self.train.n_items(),
@@ -139,8 +139,8 @@ impl Split {
             rows: models
                 .iter()
                 .map(|(name, c)| self.evaluate(name, c, text, k))
-                .collect(),
-        }
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 

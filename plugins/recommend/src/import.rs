@@ -15,6 +15,7 @@ use serde_json::Value;
 /// A file's layout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Layout {
     /// From the file name: `.jsonl`/`.ndjson`, `.tsv`, `u.data`, `u.item`, else CSV.
     #[default]
@@ -70,7 +71,7 @@ pub enum ImportError {
     },
     #[error("column mapping `{spec}`: {message}")]
     Map { spec: String, message: String },
-    #[error("{path}: no column `{column}` for {field} (the header has: {available})")]
+    #[error("{path}: no column `{column}` for {field} ({available})")]
     Column {
         path: PathBuf,
         field: &'static str,
@@ -141,9 +142,29 @@ pub struct EventOptions {
 /// Parses a time: Unix seconds or milliseconds (numbers above 10^11 are milliseconds),
 /// RFC 3339, `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC). Returns Unix ms.
 pub fn parse_time(s: &str) -> Result<i64, String> {
+    let ms = parse_time_any(s)?;
+    // Reading events happen between 1970 and now; a day of slack for clocks ahead of ours.
+    let latest = mediaflow_store::now_ms().saturating_add(86_400_000);
+    if !(0..=latest).contains(&ms) {
+        let shown = chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| format!("{ms} ms"));
+        return Err(format!(
+            "`{}` is {shown}, not a time between 1970 and now",
+            s.trim()
+        ));
+    }
+    Ok(ms)
+}
+
+/// Numbers at or above this are Unix ms, below it Unix seconds (1e11 s is the year 5138;
+/// 1e11 ms is March 1973).
+const MS_FROM: f64 = 100_000_000_000.0;
+
+fn parse_time_any(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
-        return Ok(if n.abs() >= 100_000_000_000 {
+        return Ok(if n.unsigned_abs() >= MS_FROM as u64 {
             n
         } else {
             n.saturating_mul(1000)
@@ -151,7 +172,12 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     }
     if let Ok(f) = s.parse::<f64>() {
         if f.is_finite() {
-            return Ok((f * 1000.0) as i64);
+            // `as` saturates at i64's range.
+            return Ok(if f.abs() >= MS_FROM {
+                f as i64
+            } else {
+                (f * 1000.0) as i64
+            });
         }
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
@@ -187,11 +213,21 @@ trait Fields {
     fn field(&self, column: &Column) -> Option<String>;
 }
 
-/// Where a field is in a delimited row.
+/// Where a field is: a delimited row's column, or the first of some keys a JSON object has.
 #[derive(Clone, Debug)]
 enum Column {
     Index(usize),
-    Name(String),
+    Keys(Vec<String>),
+}
+
+/// How a file names its columns.
+enum Header<'a> {
+    /// JSON lines: each object by its keys.
+    Keys,
+    /// A delimited file without a header row: by 1-based number only.
+    Numbers,
+    /// A delimited file with this header row: by name, or by number.
+    Row(&'a csv::StringRecord),
 }
 
 struct Delimited<'a> {
@@ -202,15 +238,17 @@ impl Fields for Delimited<'_> {
     fn field(&self, column: &Column) -> Option<String> {
         match column {
             Column::Index(i) => self.record.get(*i).map(|s| s.trim().to_owned()),
-            Column::Name(_) => None,
+            Column::Keys(_) => None,
         }
     }
 }
 
 impl Fields for serde_json::Map<String, Value> {
     fn field(&self, column: &Column) -> Option<String> {
-        let Column::Name(n) = column else { return None };
-        match self.get(n)? {
+        let Column::Keys(keys) = column else {
+            return None;
+        };
+        match keys.iter().find_map(|k| self.get(k))? {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             Value::Array(a) => Some(
@@ -233,24 +271,34 @@ fn columns(
     path: &Path,
     map: &ColumnMap,
     defaults: &[(&'static str, &[&str])],
-    header: Option<&csv::StringRecord>,
+    header: Header,
     required: &[&'static str],
 ) -> Result<HashMap<&'static str, Column>, ImportError> {
     let mut out = HashMap::new();
     for (field, names) in defaults {
         let mapped = map.get(*field);
-        let column = match header {
-            None => {
-                // JSON lines: by name; headerless: by number.
-                match mapped {
-                    Some(m) => match m.parse::<usize>() {
-                        Ok(n) if n >= 1 => Some(Column::Index(n - 1)),
-                        _ => Some(Column::Name(m.clone())),
-                    },
-                    None => names.first().map(|n| Column::Name((*n).to_owned())),
-                }
-            }
-            Some(h) => {
+        let column = match &header {
+            Header::Keys => Some(Column::Keys(match mapped {
+                Some(m) => vec![m.clone()],
+                None => names.iter().map(|n| (*n).to_owned()).collect(),
+            })),
+            Header::Numbers => match mapped {
+                Some(m) => match m.trim().parse::<usize>() {
+                    Ok(n) if n >= 1 => Some(Column::Index(n - 1)),
+                    _ => {
+                        return Err(ImportError::Map {
+                            spec: format!("{field}={m}"),
+                            message: format!(
+                                "{} has no header row, so its columns are numbered from 1: \
+                                 map {field} to a number",
+                                path.display()
+                            ),
+                        })
+                    }
+                },
+                None => None,
+            },
+            Header::Row(h) => {
                 let find = |name: &str| h.iter().position(|c| c.trim() == name);
                 match mapped {
                     Some(m) => match find(m)
@@ -262,7 +310,10 @@ fn columns(
                                 path: path.to_owned(),
                                 field,
                                 column: m.clone(),
-                                available: h.iter().collect::<Vec<_>>().join(", "),
+                                available: format!(
+                                    "the header has: {}",
+                                    h.iter().collect::<Vec<_>>().join(", ")
+                                ),
                             })
                         }
                     },
@@ -279,9 +330,15 @@ fn columns(
                     path: path.to_owned(),
                     field,
                     column: names.join(" or "),
-                    available: header
-                        .map(|h| h.iter().collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default(),
+                    available: match &header {
+                        Header::Row(h) => {
+                            format!(
+                                "the header has: {}",
+                                h.iter().collect::<Vec<_>>().join(", ")
+                            )
+                        }
+                        _ => "the file has no header row: map it to a column number".into(),
+                    },
                 })
             }
             None => {}
@@ -323,7 +380,7 @@ fn rows(
     let mut skipped = Vec::new();
     if layout == Layout::Jsonl {
         let text = std::fs::read(path).map_err(io(path))?;
-        let cols = columns(path, map, defaults, None, required)?;
+        let cols = columns(path, map, defaults, Header::Keys, required)?;
         let mut offset = 0u64;
         for (n, line) in text.split(|b| *b == b'\n').enumerate() {
             offset += line.len() as u64 + 1;
@@ -374,9 +431,9 @@ fn rows(
                 source: std::io::Error::other(e.to_string()),
             })?
             .clone();
-        columns(path, map, defaults, Some(&h), required)?
+        columns(path, map, defaults, Header::Row(&h), required)?
     } else {
-        columns(path, map, defaults, None, required)?
+        columns(path, map, defaults, Header::Numbers, required)?
     };
     let mut record = csv::StringRecord::new();
     let mut n = 0u64;
@@ -633,6 +690,20 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1000));
         assert_eq!(parse_time("01-Jan-1970"), Ok(0));
         assert!(parse_time("yesterday").is_err());
+        // Floats follow the same seconds/ms rule as integers.
+        assert_eq!(parse_time("881250949.5"), Ok(881_250_949_500));
+        assert_eq!(parse_time("1700000000123.0"), Ok(1_700_000_000_123));
+        // Before 1970, far in the future, or past i64: refused, not wrapped.
+        for bad in [
+            "-1",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "1e300",
+            "3000-01-01",
+        ] {
+            let err = parse_time(bad).unwrap_err();
+            assert!(err.contains("between 1970 and now"), "{bad}: {err}");
+        }
     }
 
     #[test]

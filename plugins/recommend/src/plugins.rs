@@ -40,8 +40,9 @@ fn store(cx: &RunContext) -> Result<Store, PluginError> {
     })
 }
 
+/// A store error as a step error: retryable only when it may go away by itself.
 fn db(e: StoreError) -> PluginError {
-    PluginError::new("database", e.to_string()).retryable()
+    PluginError::from(e)
 }
 
 fn blocking_failed(e: tokio::task::JoinError) -> PluginError {
@@ -464,7 +465,10 @@ impl TypedPlugin for RecommendTrain {
     async fn run(&self, c: TrainSettings, cx: &RunContext) -> Result<TrainOutput, PluginError> {
         let store = store(cx)?;
         let now = mediaflow_store::now_ms();
-        let since = c.since_days.map(|d| now - (d * DAY_MS) as i64);
+        // `as` saturates a huge or infinite float; the subtraction saturates too.
+        let since = c
+            .since_days
+            .map(|d| now.saturating_sub((d * DAY_MS) as i64));
         let events = store.interactions(since).await.map_err(db)?;
         if events.is_empty() {
             return Err(
@@ -502,15 +506,17 @@ impl TypedPlugin for RecommendTrain {
             events.len()
         ));
         let started = std::time::Instant::now();
+        let cancel = cx.cancel_token().clone();
         let (model, bytes) = tokio::task::spawn_blocking(move || {
             let data = Dataset::new(&events, &items, &config.kind_weights);
-            let model = Recommender::train(&data, &config, &text, now);
-            let bytes = model.to_bytes();
-            (model, bytes)
+            let stop = || cancel.is_cancelled();
+            let model = Recommender::train_until(&data, &config, &text, now, &stop)?;
+            let bytes = model.to_bytes()?;
+            Ok::<_, crate::model::RecommendError>((model, bytes))
         })
         .await
-        .map_err(blocking_failed)?;
-        let bytes = bytes.map_err(|e| PluginError::new("model", e.to_string()))?;
+        .map_err(blocking_failed)?
+        .map_err(|e| PluginError::new("model", e.to_string()))?;
         let train_seconds = started.elapsed().as_secs_f64();
         let name = format!("{}.mfrec", model.version);
         let artifact = cx
@@ -608,18 +614,20 @@ impl Default for RecommendRank {
     }
 }
 
-/// Each user's list, leaving out what they read before training and since.
+/// Each user's list, leaving out what they have read: the model's history of them and
+/// `read`, every item the store holds an event of theirs for (of any kind, weight or time,
+/// so also what they read since training and kinds the model gave no weight).
 fn rank_users(
     model: &Recommender,
     users: &[String],
-    since: &HashMap<String, Vec<String>>,
+    read: &HashMap<String, Vec<String>>,
     k: usize,
 ) -> Vec<UserList> {
     use rayon::prelude::*;
     users
         .par_iter()
         .map(|user| {
-            let later: Vec<u32> = since
+            let later: Vec<u32> = read
                 .get(user)
                 .map(|items| items.iter().filter_map(|i| model.items.get(i)).collect())
                 .unwrap_or_default();
@@ -653,12 +661,18 @@ impl TypedPlugin for RecommendRank {
                 format!("cannot read the model {}: {e}", path.display()),
             )
         })?;
-        let model = Recommender::from_bytes(&bytes)
-            .map_err(|e| PluginError::new("model", format!("{}: {e}", path.display())))?;
+        // Decoding a large model and ranking are CPU work: off the async threads.
+        let shown = path.display().to_string();
+        let model = tokio::task::spawn_blocking(move || Recommender::from_bytes(&bytes))
+            .await
+            .map_err(blocking_failed)?
+            .map_err(|e| PluginError::new("model", format!("{shown}: {e}")))?;
         let model = Arc::new(model);
-        if let Some(item) = &c.item {
-            let similar = model
-                .more_like(item, c.k)
+        if let Some(item) = c.item.clone() {
+            let (m, k) = (model.clone(), c.k);
+            let similar = tokio::task::spawn_blocking(move || m.more_like(&item, k))
+                .await
+                .map_err(blocking_failed)?
                 .map_err(|e| PluginError::new("unknown_item", e.to_string()))?;
             return Ok(RankOutput {
                 version: model.version.clone(),
@@ -668,24 +682,30 @@ impl TypedPlugin for RecommendRank {
                 similar: Some(similar),
             });
         }
-        let users = c
-            .users
-            .clone()
-            .unwrap_or_else(|| model.users.names().to_vec());
-        // Events since the model was trained: what those users read is not recommended.
-        let mut since: HashMap<String, Vec<String>> = HashMap::new();
+        // Each user once, in the order given (a repeated user would repeat their rows).
+        let users: Vec<String> = match &c.users {
+            Some(given) => {
+                let mut seen = HashSet::new();
+                given
+                    .iter()
+                    .filter(|u| seen.insert(u.as_str()))
+                    .cloned()
+                    .collect()
+            }
+            None => model.users.names().to_vec(),
+        };
+        // Everything the store holds as read by these users is left out, whatever its kind
+        // or weight, and whether it came before or after training.
+        let mut read: HashMap<String, Vec<String>> = HashMap::new();
         if let Ok(store) = store(cx) {
-            for e in store
-                .interactions(Some(model.latest_event + 1))
-                .await
-                .map_err(db)?
-            {
-                since.entry(e.user).or_default().push(e.item);
+            let only = c.users.as_ref().map(|_| users.as_slice());
+            for (user, item) in store.items_read(only).await.map_err(db)? {
+                read.entry(user).or_default().push(item);
             }
         }
         let k = c.k.max(1);
         let m = model.clone();
-        let lists = tokio::task::spawn_blocking(move || rank_users(&m, &users, &since, k))
+        let lists = tokio::task::spawn_blocking(move || rank_users(&m, &users, &read, k))
             .await
             .map_err(blocking_failed)?;
         let mut saved = 0;

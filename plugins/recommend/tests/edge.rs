@@ -39,7 +39,7 @@ fn train(kind: ModelKind, events: &[Interaction], items: &[ItemRecord]) -> Recom
         ..TrainConfig::default()
     };
     config.als.factors = 8;
-    Recommender::train(&data, &config, &HashMap::new(), 1_000_000)
+    Recommender::train(&data, &config, &HashMap::new(), 1_000_000).unwrap()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -132,6 +132,42 @@ fn a_mapping_names_columns_and_a_missing_column_fails_the_file() {
         ("rating", 3.0)
     );
     assert_eq!(got.skipped[0].line, 2);
+    // A file without a header cannot be mapped by column names.
+    let options = EventOptions {
+        map: mediaflow_recommend::import::parse_map("user=userId").unwrap(),
+        ..EventOptions::default()
+    };
+    let err = read_events(&udata, &options, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no header row") && err.contains("userId"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_lines_take_every_name_a_field_goes_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = write(
+        dir.path(),
+        "events.jsonl",
+        concat!(
+            r#"{"userId": "u1", "movieId": "m1", "timestamp": 881250949, "rating": 4}"#,
+            "\n",
+            r#"{"user_id": "u2", "article": "a9", "ts": "2026-01-02", "type": "like"}"#,
+            "\n",
+        ),
+    );
+    let got = read_events(&jsonl, &EventOptions::default(), &mut |_| {}).unwrap();
+    assert!(got.skipped.is_empty(), "{:?}", got.skipped);
+    let rows: Vec<(&str, &str, &str, f64)> = got
+        .rows
+        .iter()
+        .map(|r| (r.user.as_str(), r.item.as_str(), r.kind.as_str(), r.weight))
+        .collect();
+    assert_eq!(rows, [("u1", "m1", "view", 4.0), ("u2", "a9", "like", 1.0)]);
+    assert_eq!(got.rows[0].ts, 881_250_949_000);
 }
 
 #[test]
@@ -199,6 +235,16 @@ fn every_model_trains_and_ranks_on_awkward_data() {
         let stranger = model.recommend("nobody", 3);
         assert_eq!(stranger.len(), 3, "{kind}");
         assert!(stranger.iter().all(|r| !r.reason.is_empty()));
+        if kind != ModelKind::Hybrid {
+            // A model that knows nothing of them scores every item 0: the list is the most
+            // read items (budget, tax and cup, two readers each), not an arbitrary order.
+            let ids: Vec<&str> = stranger.iter().map(|r| r.item.as_str()).collect();
+            assert_eq!(ids, ["budget", "tax", "cup"], "{kind}: {stranger:?}");
+            assert!(
+                stranger.iter().all(|r| r.reason.starts_with("popular")),
+                "{kind}: {stranger:?}"
+            );
+        }
         // The item the catalogue does not know is an item all the same.
         assert!(model.items.get("unlisted").is_some());
         assert!(matches!(
@@ -246,4 +292,10 @@ fn a_damaged_model_file_is_refused() {
         Recommender::from_bytes(&bytes[..bytes.len() / 2]),
         Err(RecommendError::Corrupt(_))
     ));
+    // A model of the format before the popularity fallback: train it again.
+    let mut old = bytes.clone();
+    old[..8].copy_from_slice(b"MFRECv1\n");
+    let err = Recommender::from_bytes(&old).unwrap_err();
+    assert!(matches!(err, RecommendError::OldFormat), "{err}");
+    assert!(err.to_string().contains("train it again"));
 }

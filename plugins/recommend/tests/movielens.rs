@@ -34,7 +34,7 @@ fn movielens_100k_every_model_against_implicit() {
             (kind.name().to_owned(), config)
         })
         .collect();
-    let report = split.report(&configs, &Default::default(), 10);
+    let report = split.report(&configs, &Default::default(), 10).unwrap();
     let splits = tempfile::tempdir().unwrap();
     split.export(splits.path()).unwrap();
     let reference = common::implicit(splits.path(), &TrainConfig::default().als, 10, false);

@@ -14,6 +14,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
+use mediaflow_vecmath::{axpy, dot};
+
 use crate::data::{row, History, Matrix};
 
 /// Settings of ALS.
@@ -23,8 +25,10 @@ pub struct AlsParams {
     /// Latent factors per user and item.
     pub factors: usize,
     /// L2 regularisation.
+    #[schemars(range(min = 0.0))]
     pub regularization: f32,
     /// Confidence of a read item: 1 + alpha · weight.
+    #[schemars(range(min = 0.0))]
     pub alpha: f32,
     /// Sweeps over users and items.
     pub iterations: usize,
@@ -67,33 +71,6 @@ fn gram(y: &[f32], k: usize, reg: f32) -> DMatrix<f32> {
         g[(d, d)] += reg;
     }
     g
-}
-
-/// `a · b`, in eight independent lanes so the compiler can vectorise it.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// `y += a · x`.
-#[inline]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
 }
 
 /// `out = g · v` (nalgebra's matrix–vector product).
@@ -174,7 +151,9 @@ fn sweep(x: &mut [f32], y: &[f32], m: &CsMat<f32>, p: &AlsParams) {
 }
 
 impl Als {
-    pub fn fit(m: &Matrix, params: &AlsParams) -> Als {
+    /// Trains on `m`; `stop` is asked before each sweep, and a `true` ends training with
+    /// [`Stopped`].
+    pub fn fit(m: &Matrix, params: &AlsParams, stop: super::Stop) -> Result<Als, super::Stopped> {
         let mut p = params.clone();
         p.factors = p.factors.max(1);
         let k = p.factors;
@@ -184,16 +163,19 @@ impl Als {
         let mut users = init(m.rows.rows());
         let mut items = init(m.cols.rows());
         for _ in 0..p.iterations {
+            if stop() {
+                return Err(super::Stopped);
+            }
             sweep(&mut users, &items, &m.rows, &p);
             sweep(&mut items, &users, &m.cols, &p);
         }
         let gram = gram(&items, k, p.regularization);
-        Als {
+        Ok(Als {
             params: p,
             users,
             items,
             gram: gram.transpose().as_slice().to_vec(),
-        }
+        })
     }
 
     fn k(&self) -> usize {

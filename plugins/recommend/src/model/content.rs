@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use mediaflow_vecmath as vecmath;
+
 use crate::data::{Dataset, History, DAY_MS};
 
 /// Settings of the content model.
@@ -18,8 +20,10 @@ pub struct ContentParams {
     /// How many of the user's latest items make their profile.
     pub recent: usize,
     /// An item read this many days before the user's latest counts half.
+    #[schemars(range(min = 0.0))]
     pub half_life_days: f64,
     /// Weight of the section-and-tags features next to the text vector (0 to ignore them).
+    #[schemars(range(min = 0.0))]
     pub tags_weight: f32,
 }
 
@@ -100,16 +104,13 @@ impl Content {
             for &id in feats {
                 tags[id] = (n / df[id]).ln().max(0.0) + 1.0;
             }
-            let norm = tags.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let norm = vecmath::norm(&tags);
             if norm > 0.0 {
                 for (d, t) in v[text_dims..].iter_mut().zip(&tags) {
                     *d = params.tags_weight * t / norm;
                 }
             }
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                v.iter_mut().for_each(|x| *x /= norm);
-            }
+            vecmath::normalise(v);
         }
         let source = match (with_text, vocab.len()) {
             (0, 0) => "nothing (no item has a text vector, section or tags)".to_owned(),
@@ -137,8 +138,8 @@ impl Content {
         let half = self.params.half_life_days.max(1e-3) * DAY_MS;
         for &(i, _, ts) in user.events.iter().rev().take(self.params.recent.max(1)) {
             if let Some(v) = self.vector(i) {
-                let w = 0.5f64.powf((latest - ts).max(0) as f64 / half) as f32;
-                p.iter_mut().zip(v).for_each(|(a, b)| *a += w * b);
+                let w = 0.5f64.powf(latest.saturating_sub(ts).max(0) as f64 / half) as f32;
+                vecmath::axpy(w, v, &mut p);
             }
         }
         p
@@ -149,12 +150,12 @@ impl Content {
             return;
         }
         let p = self.profile(user);
-        let norm = p.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm == 0.0 {
+        let norm = vecmath::norm(&p);
+        if norm == 0.0 || !norm.is_finite() {
             return;
         }
         for (o, v) in out.iter_mut().zip(self.vectors.chunks_exact(self.dims)) {
-            *o += v.iter().zip(&p).map(|(a, b)| a * b).sum::<f32>() / norm;
+            *o += vecmath::dot(v, &p) / norm;
         }
     }
 

@@ -17,13 +17,18 @@ use crate::data::{Dataset, DAY_MS};
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HybridWeights {
+    #[schemars(range(min = 0.0))]
     pub als: f32,
     /// Item–item CF over the whole history.
+    #[schemars(range(min = 0.0))]
     pub itemknn: f32,
     /// Item–item CF over what the user read last (`recent_half_life`): "because you just
     /// read …".
+    #[schemars(range(min = 0.0))]
     pub recent: f32,
+    #[schemars(range(min = 0.0))]
     pub content: f32,
+    #[schemars(range(min = 0.0))]
     pub popularity: f32,
 }
 
@@ -52,12 +57,15 @@ pub struct HybridParams {
     pub min_events: usize,
     /// A user without history is shown popular items published in the last this many days
     /// (when items have publication times; else popular items of any age).
+    #[schemars(range(min = 0.0))]
     pub fresh_days: f64,
     /// The `recent` component: the read this many items before the user's latest counts
     /// half.
+    #[schemars(range(min = 0.0))]
     pub recent_half_life: f32,
     /// Extra weight of content for items nobody has read yet, which have no collaborative
     /// score to compete with (new items get content neighbours).
+    #[schemars(range(min = 0.0))]
     pub new_items: f32,
 }
 
@@ -86,6 +94,9 @@ pub struct Hybrid {
     pub unread: Vec<bool>,
 }
 
+/// Each component's scores for one reader, by item (`None`: the component is off).
+pub type Parts = [Option<Vec<f32>>; PARTS];
+
 /// The components, in the order their buffers are kept.
 const ALS: usize = 0;
 const KNN: usize = 1;
@@ -95,15 +106,22 @@ const POP: usize = 4;
 const PARTS: usize = 5;
 
 impl Hybrid {
-    pub fn fit(data: &Dataset, config: &TrainConfig, text: &HashMap<String, Vec<f32>>) -> Hybrid {
+    pub fn fit(
+        data: &Dataset,
+        config: &TrainConfig,
+        text: &HashMap<String, Vec<f32>>,
+        stop: super::Stop,
+    ) -> Result<Hybrid, super::Stopped> {
         let w = &config.hybrid.weights;
-        let matrix = (w.als > 0.0 || w.itemknn > 0.0).then(|| data.matrix());
+        let matrix = (w.als > 0.0 || w.itemknn > 0.0 || w.recent > 0.0).then(|| data.matrix());
         let newest = data.catalogue.iter().filter_map(|m| m.published_at).max();
         let fresh = data
             .catalogue
             .iter()
             .map(|m| match (m.published_at, newest) {
-                (Some(p), Some(n)) => (n - p) as f64 <= config.hybrid.fresh_days * DAY_MS,
+                (Some(p), Some(n)) => {
+                    n.saturating_sub(p) as f64 <= config.hybrid.fresh_days * DAY_MS
+                }
                 _ => newest.is_none(),
             })
             .collect();
@@ -111,7 +129,7 @@ impl Hybrid {
         for e in &data.events {
             unread[e.item as usize] = false;
         }
-        Hybrid {
+        Ok(Hybrid {
             unread,
             params: config.hybrid.clone(),
             popularity: Popularity::fit(data, &config.popularity),
@@ -122,10 +140,11 @@ impl Hybrid {
             als: matrix
                 .as_ref()
                 .filter(|_| w.als > 0.0)
-                .map(|m| Als::fit(m, &config.als)),
+                .map(|m| Als::fit(m, &config.als, stop))
+                .transpose()?,
             content: (w.content > 0.0).then(|| Content::fit(data, text, &config.content)),
             fresh,
-        }
+        })
     }
 
     fn weights(&self, reader: &Reader) -> [f32; PARTS] {
@@ -141,7 +160,7 @@ impl Hybrid {
     }
 
     /// Each component's scores, scaled so its best item scores 1.
-    fn parts(&self, reader: &Reader, n: usize) -> [Option<Vec<f32>>; PARTS] {
+    fn parts(&self, reader: &Reader, n: usize) -> Parts {
         let run = |f: &dyn Fn(&mut [f32])| {
             let mut buf = vec![0f32; n];
             f(&mut buf);
@@ -170,7 +189,9 @@ impl Hybrid {
         ]
     }
 
-    pub fn score(&self, reader: &Reader, out: &mut [f32]) {
+    /// Adds every item's score to `out`; returns the components' scores, which
+    /// [`Hybrid::why`] reads (none for a reader with no history: popularity alone).
+    pub fn score(&self, reader: &Reader, out: &mut [f32]) -> Option<Parts> {
         if reader.history.is_empty() {
             // Nothing known of the reader: what is popular, fresh items first.
             let max = self.popularity.scores.iter().copied().fold(0f32, f32::max);
@@ -178,7 +199,7 @@ impl Hybrid {
                 let s = if max > 0.0 { s / max } else { 0.0 };
                 *o += s + if *fresh { 1.0 } else { 0.0 };
             }
-            return;
+            return None;
         }
         let w = self.weights(reader);
         let parts = self.parts(reader, out.len());
@@ -194,6 +215,7 @@ impl Hybrid {
                 }
             }
         }
+        Some(parts)
     }
 
     /// The components' weights for `item`: content counts more for unread items.
@@ -205,12 +227,13 @@ impl Hybrid {
         w
     }
 
-    pub fn why(&self, reader: &Reader, items: &[u32]) -> Vec<Why> {
-        if reader.history.is_empty() {
+    /// Why each of `items` is on the list: the component that gave it the most, with the
+    /// `parts` [`Hybrid::score`] returned.
+    pub fn why(&self, reader: &Reader, items: &[u32], parts: Option<&Parts>) -> Vec<Why> {
+        let (false, Some(parts)) = (reader.history.is_empty(), parts) else {
             return vec![Why::Popular; items.len()];
-        }
+        };
         let w = self.weights(reader);
-        let parts = self.parts(reader, self.popularity.scores.len());
         let h = reader.history;
         items
             .iter()

@@ -16,9 +16,11 @@ pub struct ItemKnnParams {
     /// Similar items kept per item.
     pub neighbours: usize,
     /// Added to the cosine's denominator: items with few common readers count less.
+    #[schemars(range(min = 0.0))]
     pub shrink: f32,
     /// What a user read recently counts more: the item read this many items before their
     /// latest counts half (0: every item counts the same).
+    #[schemars(range(min = 0.0))]
     pub recency: f32,
 }
 
@@ -123,6 +125,10 @@ impl ItemKnn {
 /// Keeps the `k` best of `v` (by score, then index), best first.
 pub fn top_k(v: &mut Vec<(u32, f32)>, k: usize) {
     let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if k == 0 {
+        v.clear();
+        return;
+    }
     if v.len() > k {
         v.select_nth_unstable_by(k - 1, cmp);
         v.truncate(k);

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use als::{Als, AlsParams};
 pub use content::{Content, ContentParams};
-pub use hybrid::{Hybrid, HybridParams, HybridWeights};
+pub use hybrid::{Hybrid, HybridParams, HybridWeights, Parts};
 pub use itemknn::{top_k, ItemKnn, ItemKnnParams};
 pub use popularity::{Popularity, PopularityParams};
 
@@ -23,6 +23,7 @@ use crate::data::{Dataset, History, Ids, ItemMeta, KindWeights};
 /// Which model to train.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ModelKind {
     /// Freshness-weighted popularity: the same list for everyone.
     Popularity,
@@ -78,6 +79,13 @@ pub struct TrainConfig {
     pub kind_weights: KindWeights,
 }
 
+/// Asked between the sweeps of iterative training: `true` stops it (the step was cancelled).
+pub type Stop<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// Training was stopped by its [`Stop`].
+#[derive(Debug)]
+pub struct Stopped;
+
 /// A trained model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Model {
@@ -119,14 +127,19 @@ pub struct Reader<'a> {
 }
 
 impl Model {
-    pub fn fit(data: &Dataset, config: &TrainConfig, text: &HashMap<String, Vec<f32>>) -> Model {
-        match config.model {
+    pub fn fit(
+        data: &Dataset,
+        config: &TrainConfig,
+        text: &HashMap<String, Vec<f32>>,
+        stop: Stop,
+    ) -> Result<Model, Stopped> {
+        Ok(match config.model {
             ModelKind::Popularity => Model::Popularity(Popularity::fit(data, &config.popularity)),
             ModelKind::Itemknn => Model::Itemknn(ItemKnn::fit(&data.matrix(), &config.itemknn)),
-            ModelKind::Als => Model::Als(Als::fit(&data.matrix(), &config.als)),
+            ModelKind::Als => Model::Als(Als::fit(&data.matrix(), &config.als, stop)?),
             ModelKind::Content => Model::Content(Content::fit(data, text, &config.content)),
-            ModelKind::Hybrid => Model::Hybrid(Box::new(Hybrid::fit(data, config, text))),
-        }
+            ModelKind::Hybrid => Model::Hybrid(Box::new(Hybrid::fit(data, config, text, stop)?)),
+        })
     }
 
     pub fn kind(&self) -> ModelKind {
@@ -139,23 +152,50 @@ impl Model {
         }
     }
 
-    /// Adds every item's score for `reader` to `out` (one slot per item).
-    pub fn score(&self, reader: &Reader, out: &mut [f32]) {
+    /// Adds every item's score for `reader` to `out` (one slot per item). The hybrid also
+    /// returns its components' scores, for [`Model::why`].
+    pub fn score(&self, reader: &Reader, out: &mut [f32]) -> Option<Parts> {
         match self {
             Model::Popularity(m) => m.score(reader.history, out),
             Model::Itemknn(m) => m.score(reader.history, out),
             Model::Als(m) => m.score(reader.user, reader.history, out),
             Model::Content(m) => m.score(reader.history, out),
-            Model::Hybrid(m) => m.score(reader, out),
+            Model::Hybrid(m) => return m.score(reader, out),
+        }
+        None
+    }
+
+    /// Whether the model's arrays fit a model of `users` users and `items` items and hold
+    /// only finite numbers: what a damaged or hand-made file, or training that diverged,
+    /// would break.
+    pub fn check(&self, users: usize, items: usize) -> Result<(), String> {
+        match self {
+            Model::Popularity(p) => check_popularity(p, items),
+            Model::Itemknn(m) => check_itemknn(m, items),
+            Model::Als(m) => check_als(m, users, items),
+            Model::Content(m) => check_content(m),
+            Model::Hybrid(h) => {
+                if h.fresh.len() != items || h.unread.len() != items {
+                    return Err(format!("the hybrid's item flags do not fit {items} items"));
+                }
+                check_popularity(&h.popularity, items)?;
+                h.itemknn
+                    .as_ref()
+                    .map_or(Ok(()), |m| check_itemknn(m, items))?;
+                h.als
+                    .as_ref()
+                    .map_or(Ok(()), |m| check_als(m, users, items))?;
+                h.content.as_ref().map_or(Ok(()), check_content)
+            }
         }
     }
 
     /// Why each of `items` is on `reader`'s list.
-    pub fn why(&self, reader: &Reader, items: &[u32]) -> Vec<Why> {
+    pub fn why(&self, reader: &Reader, items: &[u32], parts: Option<&Parts>) -> Vec<Why> {
         let read = |i: Option<u32>| i.map(Why::BecauseRead);
         let h = reader.history;
         match self {
-            Model::Hybrid(m) => m.why(reader, items),
+            Model::Hybrid(m) => m.why(reader, items, parts),
             Model::Popularity(_) => vec![Why::Popular; items.len()],
             Model::Itemknn(m) => items
                 .iter()
@@ -171,27 +211,34 @@ impl Model {
                 .collect(),
         }
     }
-
-    /// The popularity component, for reasons about popularity.
-    fn popularity(&self) -> Option<&Popularity> {
-        match self {
-            Model::Popularity(p) => Some(p),
-            Model::Hybrid(h) => Some(&h.popularity),
-            _ => None,
-        }
-    }
 }
 
 /// What the artifact starts with, so a file of something else is refused.
-const MAGIC: &[u8; 8] = b"MFRECv1\n";
+const MAGIC: &[u8; 8] = b"MFRECv2\n";
+/// The format before the popularity fallback was kept in every model.
+const MAGIC_V1: &[u8; 8] = b"MFRECv1\n";
+/// How many of the most popular items the fallback keeps in order.
+const FALLBACK_ITEMS: usize = 1000;
 
 /// Why a model file or a request cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RecommendError {
-    #[error("not a mediaflow recommender model (it does not start with `MFRECv1`)")]
+    #[error("not a mediaflow recommender model (it does not start with `MFRECv2`)")]
     NotAModel,
+    #[error(
+        "this model was trained by an older mediaflow (format MFRECv1), which this one no \
+         longer reads: train it again with `recommend.train`"
+    )]
+    OldFormat,
     #[error("the model file is damaged: {0}")]
     Corrupt(String),
+    #[error(
+        "training gave numbers that are not finite ({0}): lower `alpha` or the kind weights, \
+         or raise `regularization`"
+    )]
+    Diverged(String),
+    #[error("training was cancelled")]
+    Cancelled,
     #[error("item `{0}` is not in the model's catalogue")]
     UnknownItem(String),
 }
@@ -212,6 +259,12 @@ pub struct Recommender {
     /// By user.
     pub histories: Vec<History>,
     pub model: Model,
+    /// Freshness-weighted popularity, whatever the model: it fills a list the model has
+    /// too little to say about (a user or an item it does not know) and words "popular …".
+    pub popular: Popularity,
+    /// The most popular items, best first (rebuilt from `popular` on load).
+    #[serde(skip)]
+    popular_order: Vec<u32>,
 }
 
 impl Recommender {
@@ -220,12 +273,28 @@ impl Recommender {
         config: &TrainConfig,
         text: &HashMap<String, Vec<f32>>,
         now: i64,
-    ) -> Recommender {
-        let model = Model::fit(data, config, text);
+    ) -> Result<Recommender, RecommendError> {
+        Self::train_until(data, config, text, now, &|| false)
+    }
+
+    /// As [`Recommender::train`], asking `stop` between the sweeps of iterative models.
+    pub fn train_until(
+        data: &Dataset,
+        config: &TrainConfig,
+        text: &HashMap<String, Vec<f32>>,
+        now: i64,
+        stop: Stop,
+    ) -> Result<Recommender, RecommendError> {
+        let model =
+            Model::fit(data, config, text, stop).map_err(|Stopped| RecommendError::Cancelled)?;
+        model
+            .check(data.n_users(), data.n_items())
+            .map_err(RecommendError::Diverged)?;
+        let popular = Popularity::fit(data, &config.popularity);
         let stamp = chrono::DateTime::from_timestamp_millis(now)
             .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
             .unwrap_or_else(|| now.to_string());
-        Recommender {
+        Ok(Recommender {
             version: format!("{}-{stamp}-{}", model.kind(), data.events.len()),
             trained_at: now,
             latest_event: data.latest(),
@@ -235,7 +304,9 @@ impl Recommender {
             catalogue: data.catalogue.clone(),
             histories: data.histories(),
             model,
-        }
+            popular_order: popular_order(&popular),
+            popular,
+        })
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, RecommendError> {
@@ -245,23 +316,40 @@ impl Recommender {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Recommender, RecommendError> {
+        if bytes.starts_with(MAGIC_V1) {
+            return Err(RecommendError::OldFormat);
+        }
         let body = bytes.strip_prefix(MAGIC).ok_or(RecommendError::NotAModel)?;
         let mut r: Recommender =
             postcard::from_bytes(body).map_err(|e| RecommendError::Corrupt(e.to_string()))?;
         r.users.reindex();
         r.items.reindex();
-        if r.catalogue.len() != r.items.len() || r.histories.len() != r.users.len() {
+        if r.catalogue.len() != r.items.len()
+            || r.histories.len() != r.users.len()
+            || r.popular.scores.len() != r.items.len()
+        {
             return Err(RecommendError::Corrupt(
-                "its catalogue or histories do not match its ids".into(),
+                "its catalogue, histories or popularity do not match its ids".into(),
             ));
         }
+        r.model
+            .check(r.users.len(), r.items.len())
+            .and_then(|()| check_popularity(&r.popular, r.items.len()))
+            .map_err(RecommendError::Corrupt)?;
+        r.popular_order = popular_order(&r.popular);
         Ok(r)
     }
 
     /// The `k` best items for `reader`, leaving out `exclude`; with reasons when `explain`.
+    ///
+    /// Only items the model gives a positive score are ranked by it: a model with nothing
+    /// to say about the reader (a user or item it never saw) scores everything 0, and its
+    /// order would be arbitrary. The rest of the list is filled with the most popular items
+    /// (score 0, reason "popular …"); it is shorter than `k` only when the catalogue runs
+    /// out of items nobody excluded.
     pub fn rank(&self, reader: &Reader, k: usize, exclude: &[u32], explain: bool) -> Ranked {
         let mut scores = vec![0f32; self.items.len()];
-        self.model.score(reader, &mut scores);
+        let parts = self.model.score(reader, &mut scores);
         for &i in exclude {
             if let Some(s) = scores.get_mut(i as usize) {
                 *s = f32::NEG_INFINITY;
@@ -270,16 +358,34 @@ impl Recommender {
         let mut best: Vec<(u32, f32)> = scores
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.is_finite())
+            .filter(|(_, s)| s.is_finite() && **s > 0.0)
             .map(|(i, s)| (i as u32, *s))
             .collect();
         top_k(&mut best, k);
-        let why = if explain {
+        let mut why = if explain {
             let items: Vec<u32> = best.iter().map(|b| b.0).collect();
-            self.model.why(reader, &items)
+            self.model.why(reader, &items, parts.as_ref())
         } else {
             Vec::new()
         };
+        if best.len() < k {
+            let taken: std::collections::HashSet<u32> = best
+                .iter()
+                .map(|b| b.0)
+                .chain(exclude.iter().copied())
+                .collect();
+            for &i in &self.popular_order {
+                if best.len() == k {
+                    break;
+                }
+                if !taken.contains(&i) {
+                    best.push((i, 0.0));
+                    if explain {
+                        why.push(Why::Popular);
+                    }
+                }
+            }
+        }
         Ranked { best, why }
     }
 
@@ -348,10 +454,7 @@ impl Recommender {
                 .to_owned()
         };
         match why {
-            Why::Popular => match self.model.popularity() {
-                Some(p) => p.reason(item),
-                None => "popular".into(),
-            },
+            Why::Popular => self.popular.reason(item),
             Why::BecauseRead(i) if reader.user.is_none() && reader.history.len() == 1 => {
                 format!("readers of “{}” also read this", title(i))
             }
@@ -363,6 +466,84 @@ impl Recommender {
             },
         }
     }
+}
+
+/// An error naming the first number of `v` that is not finite.
+fn finite(what: &str, v: &[f32]) -> Result<(), String> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(format!("{what}[{i}] is {}", v[i])),
+        None => Ok(()),
+    }
+}
+
+fn check_popularity(p: &Popularity, items: usize) -> Result<(), String> {
+    if p.scores.len() != items {
+        return Err(format!(
+            "popularity has {} scores for {items} items",
+            p.scores.len()
+        ));
+    }
+    finite("popularity", &p.scores)
+}
+
+fn check_itemknn(m: &ItemKnn, items: usize) -> Result<(), String> {
+    if m.neighbours.len() > items {
+        return Err(format!(
+            "item-item CF has neighbours for {} items, the model {items}",
+            m.neighbours.len()
+        ));
+    }
+    m.neighbours
+        .iter()
+        .flatten()
+        .try_for_each(|(_, s)| finite("item-item similarity", &[*s]))
+}
+
+fn check_als(m: &Als, users: usize, items: usize) -> Result<(), String> {
+    let k = m.params.factors;
+    if k == 0
+        || !m.users.len().is_multiple_of(k)
+        || m.users.len() / k > users
+        || !m.items.len().is_multiple_of(k)
+        || m.items.len() / k > items
+        || m.gram.len() != k * k
+    {
+        return Err(format!(
+            "ALS factors ({} and {} numbers, gram {}) do not fit {k} factors of {users} \
+             users and {items} items",
+            m.users.len(),
+            m.items.len(),
+            m.gram.len()
+        ));
+    }
+    finite("ALS user factors", &m.users)?;
+    finite("ALS item factors", &m.items)?;
+    finite("ALS gram matrix", &m.gram)
+}
+
+fn check_content(m: &Content) -> Result<(), String> {
+    if m.dims > 0 && !m.vectors.len().is_multiple_of(m.dims) {
+        return Err(format!(
+            "content vectors ({} numbers) are not of {} dimensions",
+            m.vectors.len(),
+            m.dims
+        ));
+    }
+    finite("content vectors", &m.vectors)
+}
+
+/// Items with a positive popularity, most popular first (ties by index), at most
+/// [`FALLBACK_ITEMS`].
+fn popular_order(p: &Popularity) -> Vec<u32> {
+    let mut v: Vec<(u32, f32)> = p
+        .scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_finite() && **s > 0.0)
+        .map(|(i, s)| (i as u32, *s))
+        .collect();
+    top_k(&mut v, FALLBACK_ITEMS);
+    v.into_iter().map(|(i, _)| i).collect()
 }
 
 /// A ranking: the best items with their scores, and why (when asked).

@@ -12,6 +12,7 @@ use crate::data::{Dataset, History, ItemMeta, DAY_MS};
 #[serde(deny_unknown_fields, default)]
 pub struct PopularityParams {
     /// A reader's vote halves every this many days (freshness).
+    #[schemars(range(min = 0.0))]
     pub half_life_days: f64,
 }
 
@@ -36,7 +37,7 @@ impl Popularity {
         let half_life = params.half_life_days.max(1e-3) * DAY_MS;
         let mut scores = vec![0f32; data.n_items()];
         for e in &data.events {
-            let age = (now - e.ts).max(0) as f64;
+            let age = now.saturating_sub(e.ts).max(0) as f64;
             scores[e.item as usize] += 0.5f64.powf(age / half_life) as f32;
         }
         Popularity {
