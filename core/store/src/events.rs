@@ -65,8 +65,8 @@ pub struct StoredRecommendation {
     pub created_at: i64,
 }
 
-/// Rows per multi-row statement: 6 columns × 150 stays far below SQLite's and PostgreSQL's
-/// bind limits.
+/// Rows per multi-row statement: at most 9 columns × 150 = 1,350 binds, within the bundled
+/// SQLite's limit (32,766) and PostgreSQL's (65,535).
 const ROWS_PER_STATEMENT: usize = 150;
 /// Rows per transaction.
 const ROWS_PER_TRANSACTION: usize = 6000;
