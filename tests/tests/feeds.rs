@@ -4,8 +4,9 @@
 //! PostgreSQL), loopback refused unless allow-listed, redirects checked again, and the
 //! response size limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mediaflow_store::RunStatus;
 use mediaflow_tests::{step_error as error, step_outputs as outputs, Db, Harness};
@@ -17,7 +18,9 @@ use tokio::net::TcpListener;
 type Routes = Arc<Mutex<HashMap<String, (u16, String, Vec<u8>, Option<String>)>>>;
 
 /// A small HTTP/1.1 server: one response per connection. `POST /echo` answers the request
-/// body back as JSON with its content type.
+/// body back as JSON with its content type, `GET /headers` the request's headers. A route
+/// whose extra header is `no-length` is sent without a length, ending when the connection
+/// closes.
 async fn serve(routes: Routes) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -46,7 +49,11 @@ async fn serve(routes: Routes) -> u16 {
                 let (method, path) = (first[0].to_owned(), first[1].to_owned());
                 let mut length = 0;
                 let mut content_type = String::new();
+                let mut headers = serde_json::Map::new();
                 for l in lines {
+                    if let Some((k, v)) = l.split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), json!(v.trim()));
+                    }
                     let lower = l.to_ascii_lowercase();
                     if let Some(v) = lower.strip_prefix("content-length:") {
                         length = v.trim().parse().unwrap_or(0);
@@ -74,6 +81,13 @@ async fn serve(routes: Routes) -> u16 {
                         echoed.to_string().into_bytes(),
                         None,
                     )
+                } else if path == "/headers" {
+                    (
+                        200,
+                        "application/json".to_owned(),
+                        Value::Object(headers).to_string().into_bytes(),
+                        None,
+                    )
                 } else {
                     routes.lock().unwrap().get(&path).cloned().unwrap_or((
                         404,
@@ -83,10 +97,12 @@ async fn serve(routes: Routes) -> u16 {
                     ))
                 };
                 let mut head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n",
-                    payload.len()
+                    "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\nconnection: close\r\n"
                 );
-                if let Some(h) = extra {
+                if extra.as_deref() != Some("no-length") {
+                    head.push_str(&format!("content-length: {}\r\n", payload.len()));
+                }
+                if let Some(h) = extra.filter(|h| h != "no-length") {
                     head.push_str(&h);
                     head.push_str("\r\n");
                 }
@@ -277,6 +293,58 @@ async fn feeds_postgres() {
     feeds(Db::Postgres).await;
 }
 
+/// The store's side of `dedupe:`: two reads at once split the entries between them, a limit
+/// leaves the rest for later, and entries gone from the feed are forgotten.
+async fn claims(db: Db) {
+    let h = Harness::new(db).await;
+    let day = Duration::from_secs(86_400);
+    let ids: Vec<String> = (0..50).map(|i| format!("e{i}")).collect();
+    let (a, b) = tokio::join!(
+        h.store.claim_feed_entries("f", &ids, usize::MAX, day),
+        h.store.claim_feed_entries("f", &ids, usize::MAX, day)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.claimed.is_disjoint(&b.claimed), "{a:?} {b:?}");
+    assert_eq!(a.claimed.len() + b.claimed.len(), 50);
+    assert_eq!(a.seen + b.seen, 50);
+    let more: Vec<String> = (0..60).map(|i| format!("e{i}")).collect();
+    let c = h
+        .store
+        .claim_feed_entries("f", &more, 4, day)
+        .await
+        .unwrap();
+    let want: HashSet<String> = (50..54).map(|i| format!("e{i}")).collect();
+    assert_eq!((c.claimed, c.seen), (want, 50));
+    // Another feed's ids are its own.
+    let other = h
+        .store
+        .claim_feed_entries("g", &ids, usize::MAX, day)
+        .await
+        .unwrap();
+    assert_eq!(other.claimed.len(), 50);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let last = vec!["e59".to_owned()];
+    let d = h
+        .store
+        .claim_feed_entries("f", &last, usize::MAX, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!((d.claimed.len(), d.forgotten), (1, 54));
+    assert!(h.store.feed_seen("f", &ids).await.unwrap().is_empty());
+    assert_eq!(h.store.feed_seen("g", &ids).await.unwrap().len(), 50);
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_sqlite() {
+    claims(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_postgres() {
+    claims(Db::Postgres).await;
+}
+
 const REQUESTS: &str = r#"
 name: requests
 inputs:
@@ -311,11 +379,33 @@ steps:
       url: ${{ inputs.base }}/big
       max_bytes: 1000
       allow_hosts: [127.0.0.1]
+  stream:
+    uses: http.request
+    with:
+      url: ${{ inputs.base }}/stream
+      max_bytes: 1000
+      allow_hosts: [127.0.0.1]
   hop:
     uses: http.request
     with:
-      url: ${{ inputs.base_localhost }}/hop
-      allow_hosts: [localhost]
+      url: ${{ inputs.base }}/hop
+      allow_hosts: [127.0.0.1]
+  localhost:
+    uses: http.request
+    with:
+      url: ${{ inputs.base_localhost }}/news.rss
+  away:
+    uses: http.request
+    with:
+      url: ${{ inputs.base }}/away
+      headers: { authorization: "Bearer t0ken", x-api-key: k3y, cookie: "s=1", accept: text/x-test }
+      allow_hosts: [127.0.0.1]
+  stay:
+    uses: http.request
+    with:
+      url: ${{ inputs.base_credentials }}/stay
+      headers: { x-api-key: k3y }
+      allow_hosts: [127.0.0.1]
   missing:
     uses: http.request
     with:
@@ -329,6 +419,7 @@ async fn requests_are_checked_and_limited() {
     h.register(mediaflow_http::plugins());
     let routes: Routes = Arc::default();
     let port = serve(routes.clone()).await;
+    let other = serve(Arc::default()).await;
     {
         let mut r = routes.lock().unwrap();
         r.insert(
@@ -344,24 +435,44 @@ async fn requests_are_checked_and_limited() {
             "/big".into(),
             (200, "text/plain".into(), vec![b'x'; 2 << 20], None),
         );
-        // A redirect from an allowed name to an address that is not on the list.
+        // No length to refuse it by: the limit has to stop it as it comes.
         r.insert(
-            "/hop".into(),
+            "/stream".into(),
+            (
+                200,
+                "text/plain".into(),
+                vec![b'x'; 1 << 20],
+                Some("no-length".into()),
+            ),
+        );
+        let redirect = |to: String| {
             (
                 302,
                 "text/plain".into(),
                 Vec::new(),
-                Some(format!("location: http://127.0.0.1:{port}/news.rss")),
-            ),
+                Some(format!("location: {to}")),
+            )
+        };
+        // A redirect from an allowed address to one that is not on the list.
+        r.insert(
+            "/hop".into(),
+            redirect(format!("http://127.0.0.2:{port}/news.rss")),
         );
+        // To another origin (another port), and within this one.
+        r.insert(
+            "/away".into(),
+            redirect(format!("http://127.0.0.1:{other}/headers")),
+        );
+        r.insert("/stay".into(), redirect("/headers".into()));
     }
     let yaml = REQUESTS.replace(
         "inputs:\n  base: { type: string }",
-        "inputs:\n  base: { type: string }\n  base_localhost: { type: string }",
+        "inputs:\n  base: { type: string }\n  base_localhost: { type: string }\n  base_credentials: { type: string }",
     );
     let inputs = json!({
         "base": format!("http://127.0.0.1:{port}"),
         "base_localhost": format!("http://localhost:{port}"),
+        "base_credentials": format!("http://ann:s3cret@127.0.0.1:{port}"),
     });
     let report = h.run(&yaml, inputs).await;
     assert_eq!(report.status, RunStatus::Failed);
@@ -391,12 +502,36 @@ async fn requests_are_checked_and_limited() {
     // The size limit stops the body, with the limit in the message.
     let err = error(&report, "big");
     assert!(err.contains("too_large") && err.contains("1000"), "{err}");
-    // The redirect leads to a host that is not on the list: checked again, refused.
+    let err = error(&report, "stream");
+    assert!(err.contains("too_large") && err.contains("1000"), "{err}");
+    // The redirect leads to an address that is not on the list: checked again, refused,
+    // naming the hop.
     let err = error(&report, "hop");
     assert!(
-        err.contains("host_refused") && err.contains("127.0.0.1"),
+        err.contains("host_refused") && err.contains(&format!("http://127.0.0.2:{port}/news.rss")),
         "{err}"
     );
+    // A name that resolves to loopback is refused as private, not merely unlisted.
+    let err = error(&report, "localhost");
+    assert!(
+        err.contains("host_refused") && err.contains("loopback, private"),
+        "{err}"
+    );
+    // Leaving the origin, only harmless headers go on.
+    let away = outputs(&report, "away")["json"].clone();
+    assert_eq!(away["accept"], "text/x-test", "{away}");
+    for secret in ["authorization", "x-api-key", "cookie"] {
+        assert!(away.get(secret).is_none(), "{secret} was sent on: {away}");
+    }
+    // Within it, they all do, and credentials from the URL go as basic authentication
+    // without showing in the URL the step returns.
+    let stay = outputs(&report, "stay");
+    assert_eq!(
+        stay["json"]["authorization"], "Basic YW5uOnMzY3JldA==",
+        "{stay}"
+    );
+    assert_eq!(stay["json"]["x-api-key"], "k3y", "{stay}");
+    assert_eq!(stay["url"], format!("http://127.0.0.1:{port}/headers"));
     let err = error(&report, "missing");
     assert!(err.contains("http_status") && err.contains("404"), "{err}");
     h.cleanup().await;

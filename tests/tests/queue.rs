@@ -213,3 +213,79 @@ async fn many_claimers_never_share_a_task_sqlite() {
 async fn many_claimers_never_share_a_task_postgres() {
     many_claimers_never_share_a_task(Db::Postgres).await;
 }
+
+/// Artifacts between data dirs that share only the database: published in chunks, fetched
+/// and checked by sha256, and never read from the other data dir's files.
+async fn artifacts_cross_data_dirs(db: Db) {
+    let h = Harness::new(db).await;
+    let coordinator = mediaflow_store::ArtifactStore::new(h.dir.path().join("a"), h.store.clone());
+    let worker = mediaflow_store::ArtifactStore::new(h.dir.path().join("b"), h.store.clone());
+    // Three chunks and a bit, not a multiple of the chunk size.
+    let bytes: Vec<u8> = (0..(3 << 20) + 12_345u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let a = coordinator
+        .store_bytes(&bytes, "audio/wav", Some("take.wav"))
+        .await
+        .unwrap();
+    // The index is shared, the file is not: the worker does not have it yet.
+    assert!(worker.locate(&a).await.is_err());
+    assert!(matches!(
+        worker.fetch(&a).await,
+        Err(mediaflow_store::StoreError::ArtifactNotFound(_))
+    ));
+    coordinator.publish(&a).await.unwrap();
+    assert!(h.store.has_blob(&a.sha256).await.unwrap());
+    coordinator.publish(&a).await.unwrap(); // again: nothing to do
+    worker.fetch(&a).await.unwrap();
+    let path = worker.locate(&a).await.unwrap();
+    assert!(
+        path.starts_with(h.dir.path().join("b")),
+        "{}",
+        path.display()
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    // An empty file is a blob of one empty chunk.
+    let empty = coordinator
+        .store_bytes(b"", "text/plain", None)
+        .await
+        .unwrap();
+    coordinator.publish(&empty).await.unwrap();
+    worker.fetch(&empty).await.unwrap();
+    assert_eq!(
+        std::fs::read(worker.locate(&empty).await.unwrap()).unwrap(),
+        b""
+    );
+    // A reference whose bytes in the database do not match its sha256 is refused.
+    let mut forged = a.clone();
+    forged.sha256 = "ab".repeat(32);
+    let third = mediaflow_store::ArtifactStore::new(h.dir.path().join("c"), h.store.clone());
+    let pool = sqlx::AnyPool::connect(&h.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO artifact_blobs (sha256, size, chunks, created_at) VALUES ($1, 1, 1, 0)",
+    )
+    .bind(&forged.sha256)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO artifact_chunks (sha256, idx, data) VALUES ($1, 0, $2)")
+        .bind(&forged.sha256)
+        .bind(&b"x"[..])
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = third.fetch(&forged).await.unwrap_err().to_string();
+    assert!(err.contains("has sha256"), "{err}");
+    assert!(third.locate(&forged).await.is_err());
+    h.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_cross_data_dirs_sqlite() {
+    artifacts_cross_data_dirs(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_cross_data_dirs_postgres() {
+    artifacts_cross_data_dirs(Db::Postgres).await;
+}

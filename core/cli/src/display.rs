@@ -173,6 +173,23 @@ pub fn when(ms: i64) -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+/// ` on WORKER` (or ` on N workers` for items run on several) in a distributed run.
+fn ran_on(s: &mediaflow_engine::StepReport) -> String {
+    let mut workers: Vec<&str> = s
+        .worker
+        .iter()
+        .chain(s.items.iter().filter_map(|i| i.worker.as_ref()))
+        .map(String::as_str)
+        .collect();
+    workers.sort_unstable();
+    workers.dedup();
+    match workers.as_slice() {
+        [] => String::new(),
+        [one] => format!(" on {one}"),
+        many => format!(" on {} workers ({})", many.len(), many.join(", ")),
+    }
+}
+
 pub fn print_report(r: &RunReport) {
     let took = r
         .finished_at
@@ -198,9 +215,10 @@ pub fn print_report(r: &RunReport) {
             String::new()
         };
         println!(
-            "  {} {id:<width$} {}{items}{tries}{dur}",
+            "  {} {id:<width$} {}{items}{tries}{dur}{}",
             mark(s.status),
-            s.status
+            s.status,
+            ran_on(s)
         );
         if let Some(msg) = s
             .error

@@ -19,6 +19,7 @@ mod recommend;
 mod scaffold;
 mod serve;
 mod train;
+mod worker;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,10 @@ enum Command {
         /// instead of starting a new one
         #[arg(long)]
         resume: bool,
+        /// Hand every step to `mediaflow worker` processes through the database's work queue
+        /// instead of running it here (use a PostgreSQL --database-url to reach other machines)
+        #[arg(long)]
+        distributed: bool,
     },
     /// Finish an interrupted, failed or cancelled run; finished steps are not run again
     Resume {
@@ -136,6 +141,14 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: serve::TokenCommand,
+    },
+    /// Take and run the steps of distributed runs (`run --distributed`) from the database's
+    /// work queue
+    Worker(worker::WorkerArgs),
+    /// List the live workers: what each can run and what it is running
+    Workers {
+        #[arg(long)]
+        json: bool,
     },
     /// Reading events for the recommender: import, generate an example, show recommendations
     Events {
@@ -358,6 +371,14 @@ async fn without_plugins(cli: &Cli) -> Option<Result<(), Failure>> {
             listed.await
         }
         Command::Show { run_id, json } => show(cli, run_id, *json).await,
+        Command::Workers { json } => {
+            let listed = async {
+                let (store, _) = open_store(cli).await?;
+                worker::workers(&store, *json).await?;
+                Ok(())
+            };
+            listed.await
+        }
         Command::Token { command } => {
             let done = async {
                 let (store, _) = open_store(cli).await?;
@@ -408,6 +429,32 @@ async fn show(cli: &Cli, run_id: &str, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Queueing steps for workers, announced on stderr.
+fn distribution(cli: &Cli, store: &Store) -> Result<mediaflow_engine::DispatchOptions, Failure> {
+    let models_dir = mediaflow_models::ModelStore::default_dir(&data_dir(cli)?);
+    eprintln!(
+        "distributed: steps are queued in {} for `mediaflow worker` processes",
+        store.url()
+    );
+    Ok(worker::dispatch_options(&models_dir))
+}
+
+/// The engine options a stored run was started with, as far as they matter to resuming it:
+/// a distributed run is resumed distributed.
+async fn stored_options(cli: &Cli, store: &Store, run_id: &str) -> Result<EngineOptions, Failure> {
+    let run = store.get_run(run_id).await.map_err(|e| miette!("{e}"))?;
+    let mut options = EngineOptions::default();
+    if run
+        .options
+        .get("distributed")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+    {
+        options.distributed = Some(distribution(cli, store)?);
+    }
+    Ok(options)
+}
+
 async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> {
     let registry = &plugins.registry;
     match &cli.command {
@@ -430,6 +477,7 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
             no_cache,
             max_parallel,
             resume,
+            distributed,
         } => {
             let plan = Arc::new(compile(file, registry)?);
             let (store, artifacts) = open_store(cli).await?;
@@ -442,6 +490,9 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
             };
             if let Some(n) = max_parallel {
                 options.max_parallel = (*n).max(1);
+            }
+            if *distributed {
+                options.distributed = Some(distribution(cli, &store)?);
             }
             let engine = Engine::new(store.clone(), artifacts, options).with_llm(plugins.llm());
             let bound = plan
@@ -469,16 +520,16 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
         }
         Command::Resume { run_id, json } => {
             let (store, artifacts) = open_store(cli).await?;
-            let engine =
-                Engine::new(store, artifacts, EngineOptions::default()).with_llm(plugins.llm());
+            let options = stored_options(cli, &store, run_id).await?;
+            let engine = Engine::new(store, artifacts, options).with_llm(plugins.llm());
             let (ctl, display) = control(*json);
             let report = resume_run(&engine, registry, run_id, ctl).await?;
             finish(report, *json, display).await
         }
         Command::Rerun { run_id, from, json } => {
             let (store, artifacts) = open_store(cli).await?;
-            let engine =
-                Engine::new(store, artifacts, EngineOptions::default()).with_llm(plugins.llm());
+            let options = stored_options(cli, &store, run_id).await?;
+            let engine = Engine::new(store, artifacts, options).with_llm(plugins.llm());
             let plan = stored_plan(&engine, registry, run_id).await?;
             let (ctl, display) = control(*json);
             let report = engine
@@ -493,10 +544,18 @@ async fn dispatch(cli: &Cli, plugins: &plugins::Plugins) -> Result<(), Failure> 
         }
         Command::Serve(args) => {
             let (store, artifacts) = open_store(cli).await?;
-            serve::serve(args, store, artifacts, plugins).await?;
+            let models_dir = mediaflow_models::ModelStore::default_dir(&data_dir(cli)?);
+            serve::serve(args, store, artifacts, plugins, &models_dir).await?;
+            Ok(())
+        }
+        Command::Worker(args) => {
+            let (store, artifacts) = open_store(cli).await?;
+            let models_dir = mediaflow_models::ModelStore::default_dir(&data_dir(cli)?);
+            worker::worker(args, store, artifacts, plugins, &models_dir).await?;
             Ok(())
         }
         Command::Runs { .. }
+        | Command::Workers { .. }
         | Command::Show { .. }
         | Command::Token { .. }
         | Command::Events { .. }

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Do not fire the workflows' `schedule:` entries here (another service does)
     #[arg(long)]
     pub no_schedules: bool,
+    /// Hand every step of this service's runs to `mediaflow worker` processes through the
+    /// database's work queue
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 impl ServeArgs {
@@ -177,10 +181,15 @@ pub async fn serve(
     store: Store,
     artifacts: mediaflow_store::ArtifactStore,
     plugins: &Plugins,
+    models_dir: &std::path::Path,
 ) -> miette::Result<()> {
     let mut options = EngineOptions::default();
     if let Some(n) = args.max_parallel {
         options.max_parallel = n.max(1);
+    }
+    if args.distributed {
+        options.distributed = Some(crate::worker::dispatch_options(models_dir));
+        eprintln!("mediaflow serve: distributed: steps go to `mediaflow worker` processes");
     }
     let engine = Engine::new(store, artifacts, options).with_llm(plugins.llm());
     let config = ServiceConfig {

@@ -3,16 +3,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mediaflow_plugin_api::{
-    format_duration, ArtifactRef, LogLevel, PluginError, RunContext, Value,
-};
-use mediaflow_store::{now_ms, StepRecord, StepStatus};
+use mediaflow_plugin_api::{format_duration, ArtifactRef, LogLevel, PluginError, Value};
+use mediaflow_store::{now_ms, NewTask, StepRecord, StepStatus};
 use mediaflow_workflow::PlanStep;
 use rand::Rng;
 
+use crate::call::{call_plugin, Call, Host};
 use crate::error::StepError;
 use crate::events::{emit, sink, Event, LogLine};
 use crate::keys::cache_key;
+use crate::remote::{self, Remote};
 use crate::shared::RunShared;
 
 /// One item's task: which step, which item, and the expression context it resolves in.
@@ -22,6 +22,9 @@ pub(crate) struct Job {
     pub item: Option<usize>,
     /// The expression context: inputs, the deps' outputs, `item`, `run`.
     pub ctx: Value,
+    /// In a distributed run: the worker that ran the last attempt, and how many claims the
+    /// queue counted (attempts lost with a dead worker included).
+    pub ran_on: std::sync::Mutex<Option<(Option<String>, u32)>>,
 }
 
 /// How one step or item ended.
@@ -88,6 +91,13 @@ impl Job {
         r
     }
 
+    fn ran_on(&self) -> Option<(Option<String>, u32)> {
+        self.ran_on
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn log(&self, level: LogLevel, message: String) {
         let _ = self.shared.logs.send(LogLine {
             step: self.spec().id.clone(),
@@ -104,6 +114,10 @@ impl Job {
         let mut outcome = self.execute(started).await;
         let mut rec = self.record(outcome.status);
         rec.attempts = outcome.attempts;
+        if let Some((worker, claims)) = self.ran_on() {
+            rec.ran_on = worker;
+            rec.attempts = rec.attempts.max(claims);
+        }
         rec.cache_key = outcome.cache_key.clone();
         rec.outputs = outcome.outputs.clone();
         rec.error = outcome.error.as_ref().map(StepError::to_json);
@@ -310,11 +324,25 @@ impl Job {
             },
             None => None,
         };
-        let cx = RunContext::new(
-            shared.run_id.clone(),
-            spec.id.clone(),
-            self.item,
-            attempt,
+        if let Some(remote) = &shared.remote {
+            return self.remote_attempt(remote, config, attempt).await;
+        }
+        let cx = crate::call::context(
+            Host {
+                store: &shared.store,
+                artifacts: shared.artifacts.clone(),
+                llm: shared.llm.clone(),
+                collections: shared.collections.clone(),
+                kv_quota: shared.kv_quota,
+            },
+            Call {
+                run_id: &shared.run_id,
+                step_id: &spec.id,
+                item: self.item,
+                attempt,
+                permissions: spec.permissions.clone(),
+            },
+            spec.plugin.as_ref(),
             token.clone(),
             sink(
                 &spec.id,
@@ -323,79 +351,85 @@ impl Job {
                 &shared.logs,
                 shared.log_quota,
             ),
-            shared.artifacts.clone(),
+        );
+        let called = call_plugin(
+            spec.plugin.clone(),
+            config,
+            cx,
+            token,
+            spec.timeout,
+            shared.grace,
+            &shared.cancel,
         )
-        .with_permissions(spec.permissions.clone())
-        .with_kv(Arc::new(crate::kv::StoreKv {
-            store: shared.store.clone(),
-            namespace: spec.plugin.descriptor().identity(),
-            quota: shared.kv_quota,
-        }))
-        .with_llm(shared.llm.clone())
-        .with_vectors(Some(Arc::new(crate::vectors::StoreVectors {
-            store: shared.store.clone(),
-            collections: shared.collections.clone(),
-            run_id: shared.run_id.clone(),
-            step_id: spec.id.clone(),
-        })))
-        .with_extension(Arc::new(shared.store.clone()));
-        let plugin = spec.plugin.clone();
-        // The plugin runs on its own task, so a panic inside it is caught and becomes a
-        // step error instead of taking the engine down.
-        let mut handle = tokio::spawn(async move { plugin.run(config, &cx).await });
-        let timeout = spec.timeout;
-        let deadline = tokio::time::sleep(timeout.unwrap_or(FOREVER).min(FOREVER));
-        tokio::pin!(deadline);
-        let timed_out = tokio::select! {
-            r = &mut handle => return self.joined(r),
-            _ = &mut deadline => true,
-            _ = shared.cancel.cancelled() => false,
-        };
-        token.cancel();
-        let settled = tokio::time::timeout(shared.grace, &mut handle).await;
-        if settled.is_err() {
-            handle.abort();
-        }
-        if timed_out {
-            let after = format_duration(timeout.unwrap_or_default());
-            return Attempt::Err(
-                PluginError::new("timeout", format!("timed out after {after}"))
-                    .retryable()
-                    .with_help("raise `timeout:` on the step if it needs longer"),
-            );
-        }
-        match settled {
-            // A result that arrives within the grace period after a cancel is kept.
-            Ok(r @ Ok(Ok(_))) => self.joined(r),
-            _ => Attempt::Cancelled,
-        }
-    }
-
-    fn joined(
-        &self,
-        joined: Result<Result<Value, PluginError>, tokio::task::JoinError>,
-    ) -> Attempt {
-        let name = &self.spec().plugin.descriptor().name;
-        match joined {
-            Ok(Ok(outputs)) if outputs.is_object() => Attempt::Ok(outputs),
-            Ok(Ok(other)) => Attempt::Err(PluginError::new(
-                "bad_outputs",
-                format!("plugin `{name}` returned {other}, not an object of outputs"),
-            )),
-            Ok(Err(e)) if e.code == "cancelled" && self.shared.cancel.is_cancelled() => {
-                Attempt::Cancelled
-            }
-            Ok(Err(e)) => Attempt::Err(e),
-            Err(join) if join.is_panic() => {
-                Attempt::Err(PluginError::from_panic(join.into_panic().as_ref()))
-            }
-            Err(_) => Attempt::Cancelled,
+        .await;
+        match called.into_result() {
+            Ok(outputs) => Attempt::Ok(outputs),
+            Err(Some(e)) => Attempt::Err(e),
+            Err(None) => Attempt::Cancelled,
         }
     }
 }
 
-/// A deadline that never comes (a century: `Instant` cannot add `Duration::MAX`).
-pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 86400);
+impl Job {
+    /// One attempt in a distributed run: the step queued for a worker (its input artifacts
+    /// published first), its result awaited, and its output artifacts fetched back.
+    async fn remote_attempt(&self, remote: &Remote, config: Value, attempt: u32) -> Attempt {
+        let spec = self.spec();
+        let shared = &self.shared;
+        if let Err(e) = remote::publish_all(&remote.artifacts, &config).await {
+            return Attempt::Err(e);
+        }
+        let id = remote::task_id(&shared.run_id, &spec.id, self.item);
+        let task = NewTask {
+            id: id.clone(),
+            run_id: shared.run_id.clone(),
+            step_id: spec.id.clone(),
+            item: self.item,
+            plugin: spec.plugin.descriptor().name.clone(),
+            needs: remote::needs(&config, &remote.options.models)
+                .into_iter()
+                .chain(spec.runs_on.iter().map(|t| format!("tag:{t}")))
+                .collect(),
+            payload: remote::payload(
+                &config,
+                attempt,
+                spec.timeout,
+                &spec.permissions,
+                &shared.plan.file,
+                spec.line,
+            ),
+            max_attempts: 1 + remote.options.lost_worker_attempts,
+        };
+        let done = match remote.submit(task).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                return Attempt::Err(
+                    PluginError::new("store", format!("cannot queue the step: {e}")).retryable(),
+                )
+            }
+        };
+        let task = tokio::select! {
+            t = done => match t {
+                Ok(t) => t,
+                Err(_) => return Attempt::Cancelled,
+            },
+            _ = shared.cancel.cancelled() => {
+                remote.withdraw(&id).await;
+                return Attempt::Cancelled;
+            }
+        };
+        *self.ran_on.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((task.worker.clone(), task.attempts));
+        match remote::outcome(&task) {
+            Ok(outputs) => match remote::fetch_all(&remote.artifacts, &outputs).await {
+                Ok(()) => Attempt::Ok(outputs),
+                Err(e) => Attempt::Err(e),
+            },
+            Err(Some(e)) => Attempt::Err(e),
+            Err(None) => Attempt::Cancelled,
+        }
+    }
+}
 
 /// The wait before attempt `next` (2, 3, …): `backoff` doubling per attempt, plus up to 25%
 /// jitter (`fraction` in `[0, 1)` picks how much), never more than `max_backoff`.

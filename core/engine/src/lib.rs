@@ -6,16 +6,19 @@
 //! starts, so a run killed at any moment can be resumed: finished steps are kept, the
 //! interrupted ones run again.
 
+mod call;
 mod error;
 mod events;
 mod exec;
 mod keys;
 mod kv;
 mod llm;
+mod remote;
 mod report;
 mod scheduler;
 mod shared;
 mod vectors;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,8 +36,10 @@ pub use events::{Event, LogQuota, MAX_LOG_MESSAGE};
 pub use keys::{cache_key, canonical_json};
 pub use kv::DEFAULT_KV_QUOTA;
 pub use llm::PluginLlm;
+pub use remote::{can_run, needs, task_id, DispatchOptions};
 pub use report::{RunReport, StepReport};
 pub use vectors::{normalised, Collections, Snapshot, StoreVectors, EXACT_BELOW};
+pub use worker::{Worker, WorkerEvent, WorkerOptions};
 
 use exec::Outcome;
 use scheduler::Scheduler;
@@ -109,6 +114,9 @@ pub struct StoredWorkflow {
 pub struct EngineOptions {
     /// Most steps (or items) running at once.
     pub max_parallel: usize,
+    /// Hand every step to `mediaflow worker` processes through the store's work queue
+    /// instead of running it here (`mediaflow run --distributed`).
+    pub distributed: Option<DispatchOptions>,
     /// Skip the step cache for this engine's runs (`--no-cache`).
     pub no_cache: bool,
     /// How long a cancelled step may take to stop by itself before it is dropped.
@@ -143,6 +151,7 @@ impl Default for EngineOptions {
             max_parallel: std::thread::available_parallelism()
                 .map(|n| n.get() * 4)
                 .unwrap_or(8),
+            distributed: None,
             no_cache: false,
             cancel_grace: Duration::from_secs(5),
             heartbeat: Duration::from_secs(2),
@@ -277,7 +286,11 @@ impl Engine {
                 workflow_name: plan.name.clone(),
                 status: RunStatus::Running,
                 inputs: Value::Object(inputs.clone()),
-                options: json!({"no_cache": self.options.no_cache, "file": plan.file}),
+                options: json!({
+                    "no_cache": self.options.no_cache,
+                    "file": plan.file,
+                    "distributed": self.options.distributed.is_some(),
+                }),
                 outputs: None,
                 error: None,
                 created_at: now,
@@ -486,13 +499,26 @@ impl Engine {
             run_cancel.clone(),
             lost.clone(),
         ));
-        let max_parallel = plan
-            .max_parallel
-            .unwrap_or(self.options.max_parallel)
-            .min(self.options.max_parallel)
-            .max(1);
+        // A distributed run queues what is ready and lets the workers' concurrency decide;
+        // plugin limits are each worker's own.
+        let limit = match &self.options.distributed {
+            Some(d) => d.max_queued,
+            None => self.options.max_parallel,
+        };
+        let max_parallel = plan.max_parallel.unwrap_or(limit).min(limit).max(1);
+        // Tasks an earlier coordinator of this run queued and nobody finished are
+        // withdrawn: this one queues what it needs again (a worker still running one finds
+        // its lease refused and stops).
+        if let Err(e) = self.store.cancel_run_tasks(&run_id).await {
+            logs.finish().await;
+            heartbeat.abort();
+            return Err(e.into());
+        }
+        let remote = self.options.distributed.clone().map(|d| {
+            remote::Remote::start(self.store.clone(), self.artifacts.clone(), logs.sender(), d)
+        });
         let mut plugin_limits = HashMap::new();
-        for s in &plan.steps {
+        for s in plan.steps.iter().filter(|_| remote.is_none()) {
             let d = s.plugin.descriptor();
             if let Some(limit) = d.max_concurrency {
                 plugin_limits
@@ -523,9 +549,15 @@ impl Engine {
             kv_quota: self.options.kv_quota,
             log_quota: self.options.log_quota,
             store_down: Default::default(),
+            remote: remote.clone(),
         });
         let scheduler = Scheduler::new(shared.clone(), prior.steps, prior.items);
         let ending = scheduler.run(ctl.cancel.clone(), plan.timeout).await;
+        if let Some(r) = &remote {
+            r.stop();
+            // Whatever is still queued (the run was cancelled or timed out) is withdrawn.
+            let _ = self.store.cancel_run_tasks(&run_id).await;
+        }
         drop(shared);
         heartbeat.abort();
         logs.finish().await;

@@ -17,6 +17,9 @@ pub struct StepReport {
     pub duration_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<i64>,
+    /// In a distributed run, the `mediaflow worker` that ran its last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<ItemReport>,
 }
@@ -28,6 +31,8 @@ pub struct ItemReport {
     pub attempts: u32,
     pub error: Option<Value>,
     pub duration_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// A run and its steps.
@@ -63,6 +68,7 @@ impl RunReport {
                     error: r.error,
                     duration_ms: r.duration_ms,
                     started_at: r.started_at,
+                    worker: r.ran_on,
                     items: Vec::new(),
                 },
             );
@@ -79,6 +85,7 @@ impl RunReport {
                     error: None,
                     duration_ms: None,
                     started_at: r.started_at,
+                    worker: None,
                     items: Vec::new(),
                 });
             entry.items.push(ItemReport {
@@ -87,6 +94,7 @@ impl RunReport {
                 attempts: r.attempts,
                 error: r.error,
                 duration_ms: r.duration_ms,
+                worker: r.ran_on,
             });
         }
         RunReport {

@@ -12,9 +12,10 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::call::FOREVER;
 use crate::error::{RunError, StepError};
 use crate::events::{emit, Event};
-use crate::exec::{Done, Job, Outcome, FOREVER};
+use crate::exec::{Done, Job, Outcome};
 use crate::shared::{expression_context, RunShared, StepResult};
 use crate::EngineError;
 
@@ -228,6 +229,7 @@ impl Scheduler {
             step,
             item,
             ctx,
+            ran_on: Default::default(),
         };
         self.tasks.spawn(job.run());
     }

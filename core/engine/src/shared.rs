@@ -55,6 +55,8 @@ pub(crate) struct RunShared {
     /// Set when the store failed past its retries: the run stops, and nothing more is
     /// written (each write would wait out the same outage again).
     pub store_down: std::sync::Mutex<Option<mediaflow_store::StoreError>>,
+    /// In a distributed run, the queue its steps go through instead of running here.
+    pub remote: Option<Arc<crate::remote::Remote>>,
 }
 
 impl RunShared {

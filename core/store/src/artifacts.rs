@@ -13,7 +13,7 @@ pub struct ArtifactStore {
     db: Store,
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> StoreError {
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Io {
         path: path.display().to_string(),
         source,
@@ -63,11 +63,19 @@ impl ArtifactStore {
         &self.root
     }
 
+    pub(crate) fn db(&self) -> &Store {
+        &self.db
+    }
+
     fn blob_path(&self, sha: &str) -> PathBuf {
+        // A reference read from input may name anything: only a hex digest is a file here.
+        if sha.len() < 2 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return self.root.join("not-a-sha256");
+        }
         self.root.join(&sha[..2]).join(sha)
     }
 
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         tmp: tempfile::TempPath,
         sha: String,
@@ -94,7 +102,7 @@ impl ArtifactStore {
         })
     }
 
-    fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+    pub(crate) fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
         std::fs::create_dir_all(&self.root).map_err(|e| io_err(&self.root, e))?;
         tempfile::NamedTempFile::new_in(&self.root).map_err(|e| io_err(&self.root, e))
     }
@@ -152,16 +160,22 @@ impl ArtifactStore {
         self.commit(tmp_path, sha, size, media_type, name).await
     }
 
+    /// Where `artifact` is in this store. Only this store's own directory counts: the
+    /// index in the database is shared by every data dir that uses it (the workers of a
+    /// distributed run), and a file under another data dir is not this store's to read,
+    /// even when it happens to be on the same machine.
     pub async fn locate(&self, artifact: &ArtifactRef) -> Result<PathBuf, StoreError> {
-        let path = match self.db.artifact_path(&artifact.sha256).await? {
-            Some(p) => PathBuf::from(p),
-            None => self.blob_path(&artifact.sha256),
-        };
-        if tokio::fs::metadata(&path).await.is_ok() {
-            Ok(path)
-        } else {
-            Err(StoreError::ArtifactNotFound(artifact.sha256.clone()))
+        let own = self.blob_path(&artifact.sha256);
+        if tokio::fs::metadata(&own).await.is_ok() {
+            return Ok(own);
         }
+        if let Some(p) = self.db.artifact_path(&artifact.sha256).await? {
+            let p = PathBuf::from(p);
+            if p.starts_with(&self.root) && tokio::fs::metadata(&p).await.is_ok() {
+                return Ok(p);
+            }
+        }
+        Err(StoreError::ArtifactNotFound(artifact.sha256.clone()))
     }
 }
 

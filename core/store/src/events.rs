@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::sql::Store;
+use crate::sql::{numbered, value_rows, Store};
 use crate::{now_ms, Result, StoreError};
 
 /// One event: `user` did `kind` to `item` at `ts` (Unix ms), with a weight (a rating, a
@@ -71,26 +71,6 @@ const ROWS_PER_STATEMENT: usize = 150;
 /// Rows per transaction.
 const ROWS_PER_TRANSACTION: usize = 6000;
 
-/// `($1, $2, …), (…)` for `rows` rows of `cols` columns.
-fn placeholders(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
-
 /// `rows` cut into runs of about `target` rows, each ending where the user changes (a
 /// user's rows never straddle two chunks; one user with more than `target` rows is one
 /// chunk).
@@ -137,7 +117,7 @@ impl Store {
                         let sql = format!(
                             "INSERT INTO interactions (user_id, item_id, kind, ts, weight, source) \
                              VALUES {} ON CONFLICT (user_id, item_id, kind, ts) DO NOTHING",
-                            placeholders(part.len(), 6)
+                            value_rows(part.len(), 6)
                         );
                         // Built from constants and placeholder numbers only: nothing of the data.
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -183,7 +163,7 @@ impl Store {
                              OR items.published_at IS DISTINCT FROM excluded.published_at \
                              OR items.section IS DISTINCT FROM excluded.section \
                              OR items.tags <> excluded.tags",
-                            placeholders(part.len(), 7)
+                            value_rows(part.len(), 7)
                         );
                         // Built from constants and placeholder numbers only: nothing of the data.
                         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -286,7 +266,7 @@ impl Store {
                         "INSERT INTO recommendations (run_id, step_id, model_version, user_id, \
                          position, item_id, score, reason, created_at) VALUES {} \
                          ON CONFLICT DO NOTHING",
-                        placeholders(part.len(), 9)
+                        value_rows(part.len(), 9)
                     );
                     // Built from constants and placeholder numbers only: nothing of the data.
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -329,10 +309,7 @@ impl Store {
             return Ok(out);
         };
         for part in users.chunks(500) {
-            let list = (1..=part.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = numbered(1, part.len());
             let sql = format!(
                 "SELECT DISTINCT user_id, item_id FROM interactions WHERE user_id IN ({list})"
             );

@@ -6,6 +6,8 @@
 //! differ. Every write is committed before it returns, which is what makes crash resume work.
 
 mod artifacts;
+mod blobs;
+mod dispatch;
 mod embeddings;
 mod events;
 mod feeds;
@@ -19,8 +21,10 @@ mod tokens;
 mod url;
 
 pub use artifacts::{guess_media_type, ArtifactStore};
+pub use dispatch::{Listener, RunningTask, DONE_CHANNEL};
 pub use embeddings::{CollectionInfo, EmbeddingDetails, EmbeddingRow};
 pub use events::{Interaction, ItemRecord, RecommendationRow, StoredRecommendation};
+pub use feeds::FeedClaim;
 pub use kv::{KV_MAX_KEY, KV_MAX_VALUE};
 pub use queue::{NewTask, Requeued, TaskRecord, TaskState, WorkerInfo, QUEUE_CHANNEL};
 pub use records::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, StepStatus};

@@ -19,7 +19,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::sql::{Backend, Store};
+use crate::sql::{numbered, Backend, Store};
 use crate::{now_ms, Result, StoreError};
 
 /// The channel a coordinator notifies when it queues work (PostgreSQL `NOTIFY`).
@@ -131,7 +131,8 @@ pub struct Requeued {
     pub failed: Vec<String>,
 }
 
-const TASK_COLUMNS: &str = "id, run_id, step_id, item_index, plugin, needs, payload, state, \
+pub(crate) const TASK_COLUMNS: &str =
+    "id, run_id, step_id, item_index, plugin, needs, payload, state, \
      attempts, max_attempts, generation, worker, lease_until, result, enqueued_at, started_at, \
      finished_at";
 
@@ -142,7 +143,7 @@ fn corrupt(what: &str, source: serde_json::Error) -> StoreError {
     }
 }
 
-fn task_from_row(r: &AnyRow) -> Result<TaskRecord> {
+pub(crate) fn task_from_row(r: &AnyRow) -> Result<TaskRecord> {
     let item: i64 = r.try_get(3)?;
     let needs: String = r.try_get(5)?;
     let payload: String = r.try_get(6)?;
@@ -204,7 +205,8 @@ impl Store {
                 .execute(&self.pool)
             })
             .await?;
-        self.notify_queue().await?;
+        // Best effort: the task is queued; workers also look at least once a second.
+        let _ = self.notify_queue().await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -232,10 +234,7 @@ impl Store {
             return Ok(None);
         }
         let caps: HashSet<&str> = worker.capabilities.iter().map(String::as_str).collect();
-        let list = (0..worker.plugins.len())
-            .map(|i| format!("${}", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = numbered(1, worker.plugins.len());
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -323,20 +322,26 @@ impl Store {
             .retry(|| {
                 sqlx::query(
                     "UPDATE task_queue SET state = $1, result = $2, finished_at = $3, \
-                     lease_until = NULL WHERE id = $4 AND generation = $5 AND state = 'running'",
+                     lease_until = NULL, payload = '{}' \
+                     WHERE id = $4 AND generation = $5 AND state = 'running' RETURNING run_id",
                 )
                 .bind(state.as_str())
                 .bind(&result)
                 .bind(now)
                 .bind(id)
                 .bind(generation)
-                .execute(&self.pool)
+                .fetch_optional(&self.pool)
             })
             .await?;
-        if done.rows_affected() == 1 {
-            self.notify_queue().await?;
+        match done {
+            Some(row) => {
+                let run_id: String = row.try_get(0)?;
+                // Best effort: the coordinator also looks at the table on its own.
+                let _ = self.notify_done(&run_id).await;
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(done.rows_affected() == 1)
     }
 
     /// Puts back the running tasks whose lease ran out before `now` (their worker died or
@@ -365,7 +370,7 @@ impl Store {
             .retry(|| {
                 sqlx::query(
                     "UPDATE task_queue SET state = 'failed', result = $1, finished_at = $2, \
-                     lease_until = NULL WHERE state = 'running' AND lease_until < $2 \
+                     lease_until = NULL, payload = '{}' WHERE state = 'running' AND lease_until < $2 \
                      AND attempts >= max_attempts RETURNING id",
                 )
                 .bind(&error)
@@ -377,8 +382,11 @@ impl Store {
             ready: ids(ready)?,
             failed: ids(failed)?,
         };
-        if !out.ready.is_empty() || !out.failed.is_empty() {
-            self.notify_queue().await?;
+        if !out.ready.is_empty() {
+            let _ = self.notify_queue().await;
+        }
+        if !out.failed.is_empty() {
+            let _ = self.notify_done("").await;
         }
         Ok(out)
     }

@@ -108,6 +108,8 @@ pub struct StepRecord {
     pub finished_at: Option<i64>,
     pub duration_ms: Option<i64>,
     pub worker: Option<String>,
+    /// In a distributed run, the `mediaflow worker` that ran the last attempt.
+    pub ran_on: Option<String>,
 }
 
 impl StepRecord {
@@ -125,6 +127,7 @@ impl StepRecord {
             finished_at: None,
             duration_ms: None,
             worker: None,
+            ran_on: None,
         }
     }
 }

@@ -18,12 +18,24 @@ pub enum Backend {
     Postgres,
 }
 
+/// A URL that may hold a password: shown as `***`.
+#[derive(Clone)]
+struct SecretUrl(std::sync::Arc<str>);
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// The database behind mediaflow: one connection pool, either backend.
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
     url: String,
+    /// The URL as given, password and all: only to open more connections (`LISTEN`).
+    secret_url: SecretUrl,
     /// How long a statement that failed transiently is tried again.
     retry_window: std::time::Duration,
 }
@@ -33,6 +45,23 @@ macro_rules! run_columns {
         "id, workflow_hash, workflow_name, status, inputs, options, outputs, error, \
          created_at, finished_at, resumed_count, owner, heartbeat_at"
     };
+}
+
+/// `$first, $first+1, …` for `n` placeholders: the lists of statements built for a
+/// number of values. Made of placeholder numbers only, never of the data.
+pub(crate) fn numbered(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, $2, …), (…)` for `rows` rows of `cols` columns.
+pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", numbered(r * cols + 1, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn json_text(v: &Value) -> String {
@@ -138,6 +167,13 @@ fn index_from_db(i: i64) -> Option<usize> {
 }
 
 impl Store {
+    /// The URL this store connected to (with its password: never for display).
+    pub(crate) fn connect_url(&self) -> &str {
+        &self.secret_url.0
+    }
+}
+
+impl Store {
     /// Opens (creating if needed) the SQLite database at `path`.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
@@ -234,6 +270,7 @@ impl Store {
             pool,
             backend,
             url: redact_url(url),
+            secret_url: SecretUrl(url.into()),
             retry_window: crate::retry::window_from_env(),
         })
     }
@@ -520,14 +557,15 @@ impl Store {
             .retry(|| {
                 sqlx::query(
             "INSERT INTO step_runs (run_id, step_id, item_index, status, attempts, cache_key, \
-             outputs, error, started_at, finished_at, duration_ms, worker) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+             outputs, error, started_at, finished_at, duration_ms, worker, ran_on) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
              WHERE $12 IS NULL OR EXISTS (SELECT 1 FROM runs WHERE id = $1 AND owner = $12) \
              ON CONFLICT (run_id, step_id, item_index) DO UPDATE SET status = excluded.status, \
              attempts = excluded.attempts, cache_key = excluded.cache_key, \
              outputs = excluded.outputs, error = excluded.error, \
              started_at = excluded.started_at, finished_at = excluded.finished_at, \
-             duration_ms = excluded.duration_ms, worker = excluded.worker",
+             duration_ms = excluded.duration_ms, worker = excluded.worker, \
+             ran_on = excluded.ran_on",
         )
         .bind(&s.run_id)
         .bind(&s.step_id)
@@ -541,6 +579,7 @@ impl Store {
         .bind(s.finished_at)
         .bind(s.duration_ms)
         .bind(s.worker.as_deref())
+        .bind(s.ran_on.as_deref())
         .execute(&self.pool)
             })
             .await?;
@@ -556,7 +595,8 @@ impl Store {
             .retry(|| {
                 sqlx::query(
             "SELECT run_id, step_id, item_index, status, attempts, cache_key, outputs, error, \
-             started_at, finished_at, duration_ms, worker FROM step_runs WHERE run_id = $1 \
+             started_at, finished_at, duration_ms, worker, ran_on FROM step_runs \
+             WHERE run_id = $1 \
              ORDER BY started_at, step_id, item_index",
         )
         .bind(run_id)
@@ -580,6 +620,7 @@ impl Store {
                     finished_at: row.try_get(9)?,
                     duration_ms: row.try_get(10)?,
                     worker: row.try_get(11)?,
+                    ran_on: row.try_get(12)?,
                 })
             })
             .collect()

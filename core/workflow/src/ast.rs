@@ -113,6 +113,8 @@ pub struct StepDecl {
     pub cache: bool,
     /// Capabilities granted to a sandboxed plugin.
     pub permissions: Vec<Spanned<String>>,
+    /// Tags a worker must have to run the step in a distributed run (`runs_on: [gpu]`).
+    pub runs_on: Vec<String>,
     pub description: String,
 }
 

@@ -132,6 +132,7 @@ fn compile_steps(
                 .iter()
                 .filter_map(|p| Permission::parse(&p.value))
                 .collect(),
+            runs_on: decl.runs_on.clone(),
             line: k.c.source.line_col(decl.id.span.offset()).0,
             check: ConfigCheck::with_validator(plugin.clone(), validator),
             plugin,

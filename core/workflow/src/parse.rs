@@ -32,6 +32,7 @@ const STEP_KEYS: &[&str] = &[
     "timeout",
     "cache",
     "permissions",
+    "runs_on",
     "description",
 ];
 const INPUT_KEYS: &[&str] = &["type", "default", "required", "description"];
@@ -558,6 +559,19 @@ impl P<'_> {
                 .into_iter()
                 .collect(),
         };
+        let runs_on = match map.get_node("runs_on") {
+            None => Vec::new(),
+            Some(Node::Sequence(items)) => items
+                .iter()
+                .filter_map(|i| self.string(i, step, "runs_on"))
+                .map(|t| t.value)
+                .collect(),
+            Some(other) => self
+                .string(other, step, "runs_on")
+                .map(|t| t.value)
+                .into_iter()
+                .collect(),
+        };
         let description = map
             .get_node("description")
             .and_then(|d| self.string(d, step, "description"))
@@ -575,6 +589,7 @@ impl P<'_> {
             timeout,
             cache,
             permissions,
+            runs_on,
             description,
         })
     }

@@ -36,6 +36,8 @@ pub struct PlanStep {
     pub cache: bool,
     /// Capabilities granted to a sandboxed plugin (`permissions:`).
     pub permissions: Arc<[Permission]>,
+    /// Tags a worker must have (`--tags`) to run the step in a distributed run.
+    pub runs_on: Vec<String>,
     /// Line of the step's id in the workflow file, for runtime errors.
     pub line: usize,
     pub(crate) check: ConfigCheck,

@@ -151,6 +151,11 @@ pub fn workflow_schema(registry: &Registry) -> Value {
                             "items": {"enum": Permission::names().collect::<Vec<_>>()},
                             "description": "capabilities granted to a sandboxed (WebAssembly) plugin"
                         },
+                        "runs_on": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "in a distributed run, the tags a worker must have (`mediaflow worker --tags`) to run this step"
+                        },
                         "description": {"type": "string"}
                     }
                 }

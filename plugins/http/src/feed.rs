@@ -130,6 +130,65 @@ impl Default for FeedRead {
     }
 }
 
+/// Entries not in the feed for this long are forgotten by `dedupe:` (its table stays small).
+const FORGET_AFTER: Duration = Duration::from_secs(180 * 86_400);
+
+/// Reads a feed file of at most `max` bytes.
+async fn read_file(file: &std::path::Path, max: u64) -> Result<Vec<u8>, PluginError> {
+    use tokio::io::AsyncReadExt;
+    let io =
+        |e: std::io::Error| PluginError::new("io", format!("cannot read {}: {e}", file.display()));
+    let meta = tokio::fs::metadata(file).await.map_err(io)?;
+    if !meta.is_file() {
+        return Err(PluginError::new(
+            "io",
+            format!("{} is not a file", file.display()),
+        ));
+    }
+    // Read through a limit, not by the size seen a moment ago: the file may grow (or be a
+    // device that never ends).
+    let mut bytes = Vec::new();
+    tokio::fs::File::open(file)
+        .await
+        .map_err(io)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(PluginError::new(
+            "too_large",
+            format!("{} is more than max_bytes ({max} bytes)", file.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The entries at or after `since` (by publication, else update time), each id once, in
+/// the feed's order; and how many were older.
+fn select(
+    entries: Vec<feed_rs::model::Entry>,
+    since: Option<DateTime<Utc>>,
+) -> (Vec<FeedItem>, usize) {
+    let mut older = 0;
+    let mut ids = std::collections::HashSet::new();
+    let mut items = Vec::new();
+    for e in entries {
+        let when = e.published.or(e.updated);
+        if let (Some(since), Some(when)) = (since, when) {
+            if when < since {
+                older += 1;
+                continue;
+            }
+        }
+        // A feed that repeats an entry gives it once.
+        if ids.insert(e.id.clone()) {
+            items.push(item(e));
+        }
+    }
+    (items, older)
+}
+
 /// `since:` as a time: RFC 3339, a date, or an age before `now`.
 pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let t = s.trim();
@@ -257,10 +316,18 @@ impl TypedPlugin for FeedRead {
             None
         };
         let (source, bytes) = match (&c.url, &c.path) {
-            (Some(url), _) => {
+            (Some(written), _) => {
+                let (url, basic_auth) = parse_url(written)?;
+                // Shown and used as the dedupe key as written, unless it had credentials:
+                // then without them.
+                let shown = match basic_auth {
+                    Some(_) => url.to_string(),
+                    None => written.trim().to_owned(),
+                };
                 let request = Request {
                     method: Method::GET,
-                    url: parse_url(url)?,
+                    url,
+                    basic_auth,
                     headers: vec![(
                         "accept".into(),
                         "application/rss+xml, application/atom+xml, application/feed+json, \
@@ -292,28 +359,11 @@ impl TypedPlugin for FeedRead {
                         err
                     });
                 }
-                (url.clone(), response.body)
+                (shown, response.body)
             }
             (None, Some(path)) => {
                 let file = mediaflow_builtin::confine(path, c.root.as_deref())?;
-                let meta = tokio::fs::metadata(&file).await.map_err(|e| {
-                    PluginError::new("io", format!("cannot read {}: {e}", file.display()))
-                })?;
-                if meta.len() > c.max_bytes {
-                    return Err(PluginError::new(
-                        "too_large",
-                        format!(
-                            "{} is {} bytes, more than max_bytes ({})",
-                            file.display(),
-                            meta.len(),
-                            c.max_bytes
-                        ),
-                    ));
-                }
-                let bytes = tokio::fs::read(&file).await.map_err(|e| {
-                    PluginError::new("io", format!("cannot read {}: {e}", file.display()))
-                })?;
-                (path.clone(), bytes)
+                (path.clone(), read_file(&file, c.max_bytes).await?)
             }
             (None, None) => {
                 return Err(PluginError::new(
@@ -323,38 +373,28 @@ impl TypedPlugin for FeedRead {
             }
         };
         let shown = source.clone();
-        let (feed, entries) = tokio::task::spawn_blocking(move || parse(&bytes, &shown))
+        let (feed, mut items, older) =
+            tokio::task::spawn_blocking(move || -> Result<_, PluginError> {
+                let (feed, entries) = parse(&bytes, &shown)?;
+                let (items, older) = select(entries, since);
+                Ok((feed, items, older))
+            })
             .await
             .map_err(|e| PluginError::new("panic", format!("reading the feed failed: {e}")))??;
-        let mut older = 0;
-        let mut items: Vec<FeedItem> = Vec::new();
-        for e in entries {
-            let when = e.published.or(e.updated);
-            if let (Some(since), Some(when)) = (since, when) {
-                if when < since {
-                    older += 1;
-                    continue;
-                }
-            }
-            // A feed that repeats an entry gives it once.
-            if items.iter().any(|i| i.id == e.id) {
-                continue;
-            }
-            items.push(item(e));
-        }
         let mut already_seen = 0;
         if let Some(store) = &store {
             let key = c.dedupe_key.clone().unwrap_or_else(|| source.clone());
             let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
-            let seen = store.feed_seen(&key, &ids).await?;
-            let before = items.len();
-            items.retain(|i| !seen.contains(&i.id));
-            already_seen = before - items.len();
-            if let Some(limit) = c.limit {
-                items.truncate(limit);
-            }
-            let new: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
-            store.remember_feed_entries(&key, &new).await?;
+            // Claimed atomically: of two runs reading the feed at once, each entry goes to
+            // one. Entries seen before have their time refreshed, and entries gone from the
+            // feed for FORGET_AFTER are forgotten.
+            // Entries beyond `limit` are neither returned nor remembered: the next run gets
+            // them.
+            let claim = store
+                .claim_feed_entries(&key, &ids, c.limit.unwrap_or(usize::MAX), FORGET_AFTER)
+                .await?;
+            items.retain(|i| claim.claimed.contains(&i.id));
+            already_seen = claim.seen;
         } else if let Some(limit) = c.limit {
             items.truncate(limit);
         }

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use crate::guard::HostPolicy;
-use crate::FetchError;
+use crate::{Credentials, FetchError};
 
 /// What a request sends.
 #[derive(Clone, Debug, Default)]
@@ -28,7 +28,19 @@ pub struct Request {
     pub url: Url,
     pub headers: Vec<(String, String)>,
     pub body: Body,
+    /// Basic authentication for the URL's own origin (from a `user:password@` URL).
+    pub basic_auth: Option<Credentials>,
 }
+
+/// Headers that still go with a request redirected to another origin: nothing that could
+/// carry a credential (`authorization`, `cookie`, an API key in `x-api-key`, …).
+const CROSS_ORIGIN_HEADERS: [&str; 5] = [
+    "accept",
+    "accept-language",
+    "content-language",
+    "content-type",
+    "user-agent",
+];
 
 /// How long and how much.
 #[derive(Clone, Copy, Debug)]
@@ -64,23 +76,27 @@ pub async fn fetch(
     policy: &HostPolicy,
     limits: Limits,
 ) -> Result<Response, FetchError> {
-    let url = request.url.to_string();
-    match tokio::time::timeout(limits.timeout, exchange(request, policy, limits)).await {
-        Ok(result) => result,
-        Err(_) => Err(FetchError::Timeout {
-            url,
+    // The hop in progress, to name the URL that did not answer in time.
+    let mut at = request.url.to_string();
+    let result =
+        tokio::time::timeout(limits.timeout, exchange(request, policy, limits, &mut at)).await;
+    result.unwrap_or_else(|_| {
+        Err(FetchError::Timeout {
+            url: at,
             after: limits.timeout,
-        }),
-    }
+        })
+    })
 }
 
 async fn exchange(
     mut request: Request,
     policy: &HostPolicy,
     limits: Limits,
+    at: &mut String,
 ) -> Result<Response, FetchError> {
     let mut hops = 0;
     loop {
+        *at = request.url.to_string();
         let response = send(&request, policy).await?;
         let status = response.status();
         if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
@@ -96,7 +112,7 @@ async fn exchange(
                 max: limits.max_redirects,
             });
         }
-        let next = location
+        let mut next = location
             .to_str()
             .ok()
             .and_then(|l| request.url.join(l).ok())
@@ -104,6 +120,15 @@ async fn exchange(
                 url: request.url.to_string(),
                 location: String::from_utf8_lossy(location.as_bytes()).into_owned(),
             })?;
+        // Credentials a server writes into its Location are not used (nor shown).
+        let _ = next.set_username("");
+        let _ = next.set_password(None);
+        if request.url.scheme() == "https" && next.scheme() == "http" {
+            return Err(FetchError::Downgrade {
+                url: request.url.to_string(),
+                location: next.to_string(),
+            });
+        }
         // 303, and 301/302 after a POST, continue as a GET without the body (as browsers
         // do); 307 and 308 repeat the request.
         let same_request = matches!(
@@ -114,11 +139,14 @@ async fn exchange(
             request.method = Method::GET;
             request.body = Body::None;
         }
-        // Credentials are not handed to another host.
-        if next.host_str() != request.url.host_str() {
-            request
-                .headers
-                .retain(|(k, _)| !k.eq_ignore_ascii_case(AUTHORIZATION.as_str()));
+        // Credentials are not handed to another origin (scheme, host and port).
+        if next.origin() != request.url.origin() {
+            request.basic_auth = None;
+            request.headers.retain(|(k, _)| {
+                CROSS_ORIGIN_HEADERS
+                    .iter()
+                    .any(|safe| k.eq_ignore_ascii_case(safe))
+            });
         }
         request.url = next;
     }
@@ -148,6 +176,9 @@ async fn send(request: &Request, policy: &HostPolicy) -> Result<reqwest::Respons
     let mut builder = client
         .request(request.method.clone(), request.url.clone())
         .headers(headers);
+    if let Some((user, password)) = &request.basic_auth {
+        builder = builder.basic_auth(user, password.as_ref());
+    }
     builder = match &request.body {
         Body::None => builder,
         Body::Json(v) => builder.json(v),

@@ -1,5 +1,6 @@
 //! Which hosts a step may reach. By default only public addresses: loopback, private,
-//! link-local, shared (CGNAT), multicast and reserved ranges are refused, whatever name
+//! link-local, shared (CGNAT), documentation, multicast and reserved ranges (and IPv6
+//! tunnels that would reach them: NAT64, 6to4, Teredo) are refused, whatever name
 //! resolves to them, so a workflow cannot be pointed at the machine's own services or the
 //! cloud metadata endpoint (server-side request forgery). `allow_hosts:` names the hosts a
 //! step may reach, private or not; with it, every other host is refused.
@@ -61,6 +62,7 @@ impl HostPolicy {
         let listed = self.listed(&host);
         if !self.allow.is_empty() && !listed {
             return Err(FetchError::NotAllowed {
+                url: url.to_string(),
                 host,
                 allowed: self.allow.join(", "),
             });
@@ -71,6 +73,7 @@ impl HostPolicy {
             Err(_) => tokio::net::lookup_host((host.as_str(), port))
                 .await
                 .map_err(|source| FetchError::Resolve {
+                    url: url.to_string(),
                     host: host.clone(),
                     source,
                 })?
@@ -78,6 +81,7 @@ impl HostPolicy {
         };
         if addrs.is_empty() {
             return Err(FetchError::Resolve {
+                url: url.to_string(),
                 host,
                 source: std::io::Error::other("no addresses"),
             });
@@ -85,6 +89,7 @@ impl HostPolicy {
         if !listed {
             if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
                 return Err(FetchError::Private {
+                    url: url.to_string(),
                     host,
                     addr: bad.ip(),
                 });
@@ -111,8 +116,12 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 169 && b == 254) // link-local, cloud metadata
         || (a == 172 && (16..32).contains(&b)) // private
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // documentation (TEST-NET-1)
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
         || (a == 192 && b == 168) // private
         || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || (a == 198 && b == 51 && c == 100) // documentation (TEST-NET-2)
+        || (a == 203 && b == 0 && c == 113) // documentation (TEST-NET-3)
         || a >= 224) // multicast, reserved, broadcast
 }
 
@@ -121,11 +130,18 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_public_v4(v4);
     }
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
     // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        let [a, b] = s[6].to_be_bytes();
-        let [c, d] = s[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+        return is_public_v4(v4(s[6], s[7]));
+    }
+    // 6to4 (2002::/16) carries one in bits 16..48: it reaches whatever that address is.
+    if s[0] == 0x2002 {
+        return is_public_v4(v4(s[1], s[2]));
     }
     !(ip.is_unspecified()
         || ip.is_loopback()
@@ -134,6 +150,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (s[0] & 0xff00) == 0xff00 // multicast
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo: tunnels to an address it hides
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 (64:ff9b:1::/48)
         || s[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
 }
 
@@ -163,6 +181,14 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "::127.0.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "192.88.99.1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "2001:0:4136:e378::1",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -174,6 +200,8 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:4860::8888",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -196,10 +224,15 @@ mod tests {
         let url: Url = "http://127.0.0.1:9/x".parse().unwrap();
         let err = HostPolicy::default().resolve(&url).await.unwrap_err();
         assert!(matches!(err, FetchError::Private { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("http://127.0.0.1:9/x: "),
+            "{err}"
+        );
         let ok = HostPolicy::new(&["127.0.0.1".into()]).resolve(&url).await;
         assert_eq!(ok.unwrap(), vec!["127.0.0.1:9".parse().unwrap()]);
         let named: Url = "http://localhost:9/".parse().unwrap();
-        assert!(HostPolicy::default().resolve(&named).await.is_err());
+        let err = HostPolicy::default().resolve(&named).await.unwrap_err();
+        assert!(matches!(err, FetchError::Private { .. }), "{err}");
         let other = HostPolicy::new(&["news.example.com".into()]);
         let err = other.resolve(&url).await.unwrap_err();
         assert!(matches!(err, FetchError::NotAllowed { .. }), "{err}");

@@ -33,18 +33,24 @@ pub enum FetchError {
     NoHost(String),
     #[error("`{0}` is not a URL: {1}")]
     Url(String, String),
-    #[error("host `{host}` is not in allow_hosts ({allowed})")]
-    NotAllowed { host: String, allowed: String },
+    #[error("{url}: host `{host}` is not in allow_hosts ({allowed})")]
+    NotAllowed {
+        url: String,
+        host: String,
+        allowed: String,
+    },
     #[error(
-        "`{host}` is {addr}, a loopback, private, link-local or reserved address: refused \
-         (list the host in `allow_hosts:` to reach it)"
+        "{url}: `{host}` is {addr}, a loopback, private, link-local or reserved address: \
+         refused (list the host in `allow_hosts:` to reach it)"
     )]
     Private {
+        url: String,
         host: String,
         addr: std::net::IpAddr,
     },
-    #[error("cannot resolve `{host}`: {source}")]
+    #[error("{url}: cannot resolve `{host}`: {source}")]
     Resolve {
+        url: String,
         host: String,
         #[source]
         source: std::io::Error,
@@ -65,6 +71,8 @@ pub enum FetchError {
     TooManyRedirects { url: String, max: usize },
     #[error("{url} redirects to `{location}`, which is not a URL")]
     BadRedirect { url: String, location: String },
+    #[error("{url} redirects to {location}: from https to plain http is refused")]
+    Downgrade { url: String, location: String },
 }
 
 impl From<FetchError> for PluginError {
@@ -76,7 +84,9 @@ impl From<FetchError> for PluginError {
             FetchError::Header { .. } => "bad_header",
             FetchError::Timeout { .. } => "timeout",
             FetchError::TooLarge { .. } => "too_large",
-            FetchError::TooManyRedirects { .. } | FetchError::BadRedirect { .. } => "redirect",
+            FetchError::TooManyRedirects { .. }
+            | FetchError::BadRedirect { .. }
+            | FetchError::Downgrade { .. } => "redirect",
         };
         // A name that did not resolve, a refused connection or a slow server may do better
         // next time; a refused host or an oversized answer will not.
@@ -108,7 +118,66 @@ fn timeout_of(v: Option<&serde_json::Value>, default: Duration) -> Result<Durati
     }
 }
 
-/// Parses `url` as an absolute URL.
-fn parse_url(url: &str) -> Result<reqwest::Url, FetchError> {
-    reqwest::Url::parse(url.trim()).map_err(|e| FetchError::Url(url.to_owned(), e.to_string()))
+/// A user name and password for HTTP basic authentication.
+pub type Credentials = (String, Option<String>);
+
+/// Parses `url` as an absolute URL. A `user:password@` part is taken out of it and returned
+/// apart, to be sent as basic authentication to that origin only: the URL that errors,
+/// outputs, logs and the dedupe key show never carries a password.
+fn parse_url(url: &str) -> Result<(reqwest::Url, Option<Credentials>), FetchError> {
+    let mut parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| FetchError::Url(hide_userinfo(url.trim()), e.to_string()))?;
+    let user = decode(parsed.username());
+    let password = parsed.password().map(decode);
+    let credentials = (!user.is_empty() || password.is_some()).then_some((user, password));
+    if credentials.is_some() {
+        // Only URLs that cannot have credentials (no host) refuse these, and they have
+        // none to take out.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+    }
+    Ok((parsed, credentials))
+}
+
+/// `url` (one that did not parse) with everything between `://` and the last `@` before
+/// the path replaced by `***`: whatever its shape, a password written there is not shown.
+fn hide_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return mediaflow_store::redact_url(url);
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, creds) = parse_url("https://ann:s%40cret@news.example.com/feed").unwrap();
+        assert_eq!(url.as_str(), "https://news.example.com/feed");
+        assert_eq!(creds, Some(("ann".into(), Some("s@cret".into()))));
+        let (url, creds) = parse_url("https://news.example.com/feed").unwrap();
+        assert_eq!(url.as_str(), "https://news.example.com/feed");
+        assert_eq!(creds, None);
+        for bad in [
+            "https://ann:secret@example.com:99999/",
+            "https://ann:secret@exa mple.com/",
+        ] {
+            let err = parse_url(bad).unwrap_err();
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+    }
 }

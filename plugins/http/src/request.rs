@@ -227,7 +227,7 @@ impl TypedPlugin for HttpRequest {
     }
 
     async fn run(&self, c: RequestConfig, cx: &RunContext) -> Result<RequestOutput, PluginError> {
-        let mut url = parse_url(&c.url)?;
+        let (mut url, basic_auth) = parse_url(&c.url)?;
         if !c.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in &c.query {
@@ -245,6 +245,7 @@ impl TypedPlugin for HttpRequest {
             url,
             headers: c.headers.clone().into_iter().collect(),
             body,
+            basic_auth,
         };
         let limits = Limits {
             timeout: timeout_of(c.timeout.as_ref(), Duration::from_secs(30))?,

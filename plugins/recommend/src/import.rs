@@ -161,6 +161,13 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 /// 1e11 ms is March 1973).
 const MS_FROM: f64 = 100_000_000_000.0;
 
+/// Parses an item's publication time: as [`parse_time`] but without its range check, since
+/// a film or an archive story may be older than 1970, and a scheduled story may come out
+/// after today.
+pub fn parse_item_time(s: &str) -> Result<i64, String> {
+    parse_time_any(s)
+}
+
 fn parse_time_any(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
@@ -599,7 +606,7 @@ pub fn read_items(
         &mut |_| {},
         &mut |_, cols, row| {
             let published_at = optional(cols, row, "published_at")
-                .map(|t| parse_time(&t))
+                .map(|t| parse_item_time(&t))
                 .transpose()?;
             items.push(ItemRecord {
                 id: required(cols, row, "id")?,
@@ -670,7 +677,7 @@ fn read_movielens_items(path: &Path) -> Result<Imported<ItemRecord>, ImportError
             id: fields[0].trim().to_owned(),
             title: Some(fields[1].trim().to_owned()).filter(|t| !t.is_empty()),
             body: None,
-            published_at: parse_time(fields[2]).ok(),
+            published_at: parse_item_time(fields[2]).ok(),
             section: None,
             tags,
         });
@@ -704,6 +711,9 @@ mod tests {
             let err = parse_time(bad).unwrap_err();
             assert!(err.contains("between 1970 and now"), "{bad}: {err}");
         }
+        // Items may be older than 1970 (MovieLens has films from the 1920s) or scheduled.
+        assert_eq!(parse_item_time("01-Jan-1926"), Ok(-1_388_534_400_000));
+        assert_eq!(parse_item_time("2100-01-01"), Ok(4_102_444_800_000));
     }
 
     #[test]

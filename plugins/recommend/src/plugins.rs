@@ -40,11 +40,6 @@ fn store(cx: &RunContext) -> Result<Store, PluginError> {
     })
 }
 
-/// A store error as a step error: retryable only when it may go away by itself.
-fn db(e: StoreError) -> PluginError {
-    PluginError::from(e)
-}
-
 fn blocking_failed(e: tokio::task::JoinError) -> PluginError {
     PluginError::new("panic", format!("the computation failed: {e}"))
 }
@@ -162,7 +157,7 @@ impl TypedPlugin for EventsRecord {
             .enumerate()
             .map(|(i, e)| to_interaction(e, i, now, &source))
             .collect::<Result<Vec<_>, _>>()?;
-        let added = store.insert_interactions(&events).await.map_err(db)?;
+        let added = store.insert_interactions(&events).await?;
         Ok(RecordOutput {
             added,
             duplicates: events.len() as u64 - added,
@@ -355,7 +350,7 @@ impl TypedPlugin for EventsImport {
         };
         if let Some(items) = items {
             skipped.extend(items.skipped);
-            let changed = store_items(&store, items.rows).await.map_err(db)?;
+            let changed = store_items(&store, items.rows).await?;
             out.items_changed = changed.len();
             out.changed_items = changed
                 .iter()
@@ -369,7 +364,7 @@ impl TypedPlugin for EventsImport {
         }
         if let Some(events) = events {
             skipped.extend(events.skipped);
-            out.added = store.insert_interactions(&events.rows).await.map_err(db)?;
+            out.added = store.insert_interactions(&events.rows).await?;
             out.duplicates = events.rows.len() as u64 - out.added;
         }
         for s in skipped.iter().take(20) {
@@ -469,7 +464,7 @@ impl TypedPlugin for RecommendTrain {
         let since = c
             .since_days
             .map(|d| now.saturating_sub((d * DAY_MS) as i64));
-        let events = store.interactions(since).await.map_err(db)?;
+        let events = store.interactions(since).await?;
         if events.is_empty() {
             return Err(
                 PluginError::new("no_events", "there are no reading events to learn from")
@@ -478,14 +473,9 @@ impl TypedPlugin for RecommendTrain {
                 ),
             );
         }
-        let items = store.items().await.map_err(db)?;
+        let items = store.items().await?;
         let text: HashMap<String, Vec<f32>> = match &c.collection {
-            Some(col) => store
-                .embeddings_all(col)
-                .await
-                .map_err(db)?
-                .into_iter()
-                .collect(),
+            Some(col) => store.embeddings_all(col).await?.into_iter().collect(),
             None => HashMap::new(),
         };
         if c.collection.is_some() && text.is_empty() {
@@ -699,7 +689,7 @@ impl TypedPlugin for RecommendRank {
         let mut read: HashMap<String, Vec<String>> = HashMap::new();
         if let Ok(store) = store(cx) {
             let only = c.users.as_ref().map(|_| users.as_slice());
-            for (user, item) in store.items_read(only).await.map_err(db)? {
+            for (user, item) in store.items_read(only).await? {
                 read.entry(user).or_default().push(item);
             }
         }
@@ -724,8 +714,7 @@ impl TypedPlugin for RecommendRank {
                 .collect();
             store(cx)?
                 .save_recommendations((&cx.run_id, &cx.step_id), &model.version, &rows)
-                .await
-                .map_err(db)?;
+                .await?;
             saved = rows.len();
         }
         let n = lists.len();

@@ -245,6 +245,11 @@ fn every_model_trains_and_ranks_on_awkward_data() {
                 "{kind}: {stranger:?}"
             );
         }
+        // Asked for more than anyone has read, the list goes on into items nobody read
+        // (derby, blank): it is short only when the catalogue runs out.
+        let all = model.recommend("nobody", 100);
+        assert_eq!(all.len(), model.items.len(), "{kind}: {all:?}");
+        assert!(all.iter().any(|r| r.item == "blank"), "{kind}: {all:?}");
         // The item the catalogue does not know is an item all the same.
         assert!(model.items.get("unlisted").is_some());
         assert!(matches!(
@@ -258,6 +263,21 @@ fn every_model_trains_and_ranks_on_awkward_data() {
             model.recommend("ann", 4),
             "{kind}"
         );
+    }
+}
+
+#[test]
+fn training_stops_when_asked() {
+    let (events, items) = newsroom();
+    let data = Dataset::new(&events, &items, &KindWeights::new());
+    for kind in [ModelKind::Als, ModelKind::Itemknn, ModelKind::Hybrid] {
+        let config = TrainConfig {
+            model: kind,
+            ..TrainConfig::default()
+        };
+        let got = Recommender::train_until(&data, &config, &HashMap::new(), 1, &|| true);
+        assert!(matches!(got, Err(RecommendError::Cancelled)), "{kind}");
+        assert!(Recommender::train_until(&data, &config, &HashMap::new(), 1, &|| false).is_ok());
     }
 }
 

@@ -13,6 +13,7 @@ pub fn bin() -> Command {
 }
 
 /// Exit code, stdout and stderr of a finished command.
+#[allow(dead_code)] // not every test binary runs one to its end
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output {
         status,

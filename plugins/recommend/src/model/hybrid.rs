@@ -136,7 +136,8 @@ impl Hybrid {
             itemknn: matrix
                 .as_ref()
                 .filter(|_| w.itemknn > 0.0 || w.recent > 0.0)
-                .map(|m| ItemKnn::fit(m, &config.itemknn)),
+                .map(|m| ItemKnn::fit(m, &config.itemknn, stop))
+                .transpose()?,
             als: matrix
                 .as_ref()
                 .filter(|_| w.als > 0.0)

@@ -42,7 +42,14 @@ pub struct ItemKnn {
 }
 
 impl ItemKnn {
-    pub fn fit(m: &Matrix, params: &ItemKnnParams) -> ItemKnn {
+    /// Trains on `m`; `stop` is asked before each item's neighbours are computed, and a
+    /// `true` ends training with [`super::Stopped`].
+    pub fn fit(
+        m: &Matrix,
+        params: &ItemKnnParams,
+        stop: super::Stop,
+    ) -> Result<ItemKnn, super::Stopped> {
+        let stopped = std::sync::atomic::AtomicBool::new(false);
         let n_items = m.cols.rows();
         // Binary: a reader counts once, however much they read.
         let readers: Vec<f32> = (0..n_items)
@@ -54,6 +61,10 @@ impl ItemKnn {
             .map_init(
                 || (vec![0f32; n_items], Vec::<usize>::new()),
                 |(acc, touched), i| {
+                    if stopped.load(std::sync::atomic::Ordering::Relaxed) || stop() {
+                        stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return Vec::new();
+                    }
                     for (u, _) in row(&m.cols, i) {
                         for (j, _) in row(&m.rows, u) {
                             if j != i {
@@ -80,10 +91,13 @@ impl ItemKnn {
                 },
             )
             .collect();
-        ItemKnn {
+        if stopped.into_inner() {
+            return Err(super::Stopped);
+        }
+        Ok(ItemKnn {
             params: params.clone(),
             neighbours,
-        }
+        })
     }
 
     pub fn score(&self, user: &History, out: &mut [f32]) {

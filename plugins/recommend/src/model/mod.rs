@@ -135,7 +135,9 @@ impl Model {
     ) -> Result<Model, Stopped> {
         Ok(match config.model {
             ModelKind::Popularity => Model::Popularity(Popularity::fit(data, &config.popularity)),
-            ModelKind::Itemknn => Model::Itemknn(ItemKnn::fit(&data.matrix(), &config.itemknn)),
+            ModelKind::Itemknn => {
+                Model::Itemknn(ItemKnn::fit(&data.matrix(), &config.itemknn, stop)?)
+            }
             ModelKind::Als => Model::Als(Als::fit(&data.matrix(), &config.als, stop)?),
             ModelKind::Content => Model::Content(Content::fit(data, text, &config.content)),
             ModelKind::Hybrid => Model::Hybrid(Box::new(Hybrid::fit(data, config, text, stop)?)),
@@ -217,8 +219,6 @@ impl Model {
 const MAGIC: &[u8; 8] = b"MFRECv2\n";
 /// The format before the popularity fallback was kept in every model.
 const MAGIC_V1: &[u8; 8] = b"MFRECv1\n";
-/// How many of the most popular items the fallback keeps in order.
-const FALLBACK_ITEMS: usize = 1000;
 
 /// Why a model file or a request cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -532,18 +532,20 @@ fn check_content(m: &Content) -> Result<(), String> {
     finite("content vectors", &m.vectors)
 }
 
-/// Items with a positive popularity, most popular first (ties by index), at most
-/// [`FALLBACK_ITEMS`].
+/// Every item, most popular first; items nobody read (or with a score that is not a
+/// number) last, in catalogue order, so a list can always be filled while items remain.
 fn popular_order(p: &Popularity) -> Vec<u32> {
-    let mut v: Vec<(u32, f32)> = p
-        .scores
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_finite() && **s > 0.0)
-        .map(|(i, s)| (i as u32, *s))
-        .collect();
-    top_k(&mut v, FALLBACK_ITEMS);
-    v.into_iter().map(|(i, _)| i).collect()
+    let score = |i: u32| {
+        p.scores
+            .get(i as usize)
+            .copied()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(0.0)
+    };
+    let mut v: Vec<u32> = (0..p.scores.len() as u32).collect();
+    // Stable: ties keep catalogue order.
+    v.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+    v
 }
 
 /// A ranking: the best items with their scores, and why (when asked).
