@@ -54,8 +54,8 @@ impl Default for DispatchOptions {
     }
 }
 
-/// The id of the task of `step`/`item` in `run_id`: the same on every attempt and after a
-/// resume, so a result a worker stored while the coordinator was away is found.
+/// The id of the task of `step`/`item` in `run_id`: one row for every attempt, made ready
+/// again for the next one (and after a resume or a re-run).
 pub fn task_id(run_id: &str, step: &str, item: Option<usize>) -> String {
     match item {
         Some(i) => format!("{run_id}/{step}/{i}"),
